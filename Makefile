@@ -1,0 +1,67 @@
+# Prompting Vision Models: set up, open, test and pre-render the course.
+#   make lab       set up .venv and open JupyterLab on the lessons
+#   make test      set up, then lint, type check and run every test (notebooks in tiny mode)
+#   make lessons   execute every lesson into build/ (MODE=tiny or MODE=real)
+# Set-up is keyed on a hash of the requirement files: when they have not changed, it is a no-op.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+KERNEL := prompting-vision
+MODE ?= tiny
+LAB_ARGS ?=
+
+LAB_HASH := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+TEST_HASH := $(shell cat requirements.txt requirements-dev.txt pyproject.toml system-packages.txt | sha256sum | cut -c1-16)
+LAB_STAMP := $(VENV)/.stamp-lab-$(LAB_HASH)
+TEST_STAMP := $(VENV)/.stamp-test-$(TEST_HASH)
+
+.PHONY: setup setup-test lab test lint typecheck unit lessons benchmarks clean
+
+setup: $(LAB_STAMP)
+
+setup-test: $(TEST_STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(LAB_STAMP): | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
+	$(BIN)/python -m ipykernel install --user --name $(KERNEL) \
+		--display-name "Python (prompting vision)" > /dev/null
+	rm -f $(VENV)/.stamp-lab-*
+	touch $@
+
+$(TEST_STAMP): $(LAB_STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	bash .ci/system-packages.sh system-packages.txt
+	rm -f $(VENV)/.stamp-test-*
+	touch $@
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/01_overview.ipynb $(LAB_ARGS)
+
+lint: setup-test
+	$(BIN)/ruff check .
+
+typecheck: setup-test
+	$(BIN)/mypy
+
+unit: setup-test
+	$(BIN)/python -m pytest
+
+test: setup-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lessons: setup
+	$(BIN)/python -m helpers.lessons --mode $(MODE) --out build
+
+benchmarks: setup
+	$(BIN)/python benchmarks/import_time.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,271 @@
+"""``Detections``: what a detector finds and what SAM adds to it, as parallel arrays.
+
+One object carries N detections: boxes ``xyxy`` (N, 4) float32 in pixels of the original
+image, ``scores`` (N,), ``labels`` (N strings: the text query that found each box), and,
+once segmented, ``masks`` (N, H, W) bool with ``mask_scores`` (N,). It is validated when
+built, indexed like a NumPy array (``dets[dets.scores > 0.3]``, ``dets[0]``, ``dets[2:]``),
+and every other box format enters through a named constructor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+def _as_boxes(xyxy: Any) -> np.ndarray:
+    boxes = np.asarray(xyxy, dtype=np.float32)
+    if boxes.size == 0:
+        return np.zeros((0, 4), dtype=np.float32)
+    if boxes.ndim == 1 and boxes.shape[0] == 4:
+        boxes = boxes[None, :]
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4); got {boxes.shape}")
+    return boxes
+
+
+@dataclass
+class Detections:
+    """N detections as parallel arrays (boxes in xyxy pixels of the original image).
+
+    Attributes:
+        xyxy: (N, 4) float32, ``[x1, y1, x2, y2]`` pixels with x2 >= x1 and y2 >= y1.
+        scores: (N,) float32 detector confidences (1.0 for boxes a person drew).
+        labels: N strings, the query or class name of each box.
+        masks: optional (N, H, W) bool masks in original-image pixels.
+        mask_scores: optional (N,) float32 mask quality scores (SAM's predicted IoU).
+    """
+
+    xyxy: np.ndarray
+    scores: np.ndarray = None  # type: ignore[assignment]  # None: all 1.0
+    labels: list[str] = None  # type: ignore[assignment]  # None: all ""
+
+    masks: np.ndarray | None = None
+    mask_scores: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.xyxy = _as_boxes(self.xyxy)
+        n = len(self.xyxy)
+        if self.scores is None:
+            self.scores = np.ones(n, dtype=np.float32)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if self.labels is None:
+            self.labels = [""] * n
+        elif isinstance(self.labels, str):
+            self.labels = [self.labels] * n
+        self.labels = [str(label) for label in self.labels]
+        lengths = {"xyxy": n, "scores": len(self.scores), "labels": len(self.labels)}
+        if self.masks is not None:
+            self.masks = np.asarray(self.masks)
+            if self.masks.ndim == 2 and n == 1:
+                self.masks = self.masks[None]
+            if self.masks.ndim != 3:
+                raise ValueError(f"masks must have shape (N, H, W); got {self.masks.shape}")
+            if self.masks.dtype != bool:
+                self.masks = self.masks > 0.5 if self.masks.dtype.kind == "f" else self.masks != 0
+            lengths["masks"] = len(self.masks)
+        if self.mask_scores is not None:
+            self.mask_scores = np.asarray(self.mask_scores, dtype=np.float32).reshape(-1)
+            lengths["mask_scores"] = len(self.mask_scores)
+            if self.masks is None:
+                raise ValueError("mask_scores were given without masks")
+        if len(set(lengths.values())) > 1:
+            sizes = ", ".join(f"{k}={v}" for k, v in lengths.items())
+            raise ValueError(f"Detections arrays must all have the same length; got {sizes}")
+        if not np.isfinite(self.xyxy).all():
+            bad = int(np.flatnonzero(~np.isfinite(self.xyxy).all(axis=1))[0])
+            raise ValueError(f"box {bad} has non-finite coordinates: {self.xyxy[bad].tolist()}")
+        flipped = (self.xyxy[:, 2] < self.xyxy[:, 0]) | (self.xyxy[:, 3] < self.xyxy[:, 1])
+        if flipped.any():
+            bad = int(np.flatnonzero(flipped)[0])
+            raise ValueError(
+                f"box {bad} {self.xyxy[bad].tolist()} has x2 < x1 or y2 < y1; boxes are "
+                "[x1, y1, x2, y2] pixels. For [x, y, w, h] use Detections.from_xywh, for "
+                "centre boxes Detections.from_cxcywh."
+            )
+
+    # ------------------------------------------------------------ constructors
+    @classmethod
+    def empty(cls, image_size: tuple[int, int] | None = None) -> Detections:
+        """No detections; with ``image_size`` (width, height) also an empty (0, H, W) mask stack."""
+        masks = None
+        if image_size is not None:
+            w, h = image_size
+            masks = np.zeros((0, h, w), dtype=bool)
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), [], masks,
+                   None if masks is None else np.zeros(0, np.float32))
+
+    @classmethod
+    def from_xywh(cls, boxes: Any, scores: Any = None, labels: Any = None) -> Detections:
+        """From ``[x, y, w, h]`` pixel boxes (top-left corner plus size, as COCO and Comet use)."""
+        b = _as_boxes(boxes)
+        if (b[:, 2:] < 0).any():
+            raise ValueError("box widths and heights must be >= 0")
+        return cls(np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1), scores, labels)
+
+    @classmethod
+    def from_cxcywh(cls, boxes: Any, scores: Any = None, labels: Any = None, *,
+                    normalized: bool = False,
+                    image_size: tuple[int, int] | None = None) -> Detections:
+        """From centre boxes ``[cx, cy, w, h]``, in pixels or normalised to [0, 1].
+
+        Args:
+            normalized: True when the boxes are fractions of the image (as DETR-style and
+                OWL-ViT heads output); then ``image_size`` = (width, height) is required.
+        """
+        b = _as_boxes(boxes)
+        if normalized:
+            if image_size is None:
+                raise ValueError("normalized boxes need image_size=(width, height) in pixels")
+            w, h = image_size
+            b = b * np.array([w, h, w, h], dtype=np.float32)
+        elif image_size is not None:
+            raise ValueError("image_size is only used with normalized=True")
+        if (b[:, 2:] < 0).any():
+            raise ValueError("box widths and heights must be >= 0")
+        half = b[:, 2:] / 2
+        return cls(np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1), scores, labels)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Detections]) -> Detections:
+        """Join several Detections (e.g. one per query) into one."""
+        parts = [p for p in parts if len(p)] or list(parts[:1])
+        if not parts:
+            return cls.empty()
+        with_masks = [p.masks is not None for p in parts]
+        if any(with_masks) and not all(with_masks):
+            raise ValueError("cannot concatenate Detections with and without masks")
+        masks = np.concatenate([p.masks for p in parts]) if all(with_masks) else None  # type: ignore[misc]
+        mask_scores = None
+        if masks is not None and all(p.mask_scores is not None for p in parts):
+            mask_scores = np.concatenate([p.mask_scores for p in parts])  # type: ignore[misc]
+        return cls(np.concatenate([p.xyxy for p in parts]),
+                   np.concatenate([p.scores for p in parts]),
+                   [label for p in parts for label in p.labels], masks, mask_scores)
+
+    # ------------------------------------------------------------ container protocol
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __iter__(self) -> Iterator[Detections]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __getitem__(self, index: Any) -> Detections:
+        """Select detections with an int, a slice, an int array or a boolean array (N,)."""
+        if isinstance(index, (int, np.integer)):
+            i = int(index)
+            if not -len(self) <= i < len(self):
+                raise IndexError(f"detection {i} is out of range for {len(self)} detections")
+            idx: Any = np.array([i % len(self)])
+        elif isinstance(index, slice):
+            idx = np.arange(len(self))[index]
+        else:
+            idx = np.asarray(index)
+            if idx.dtype == bool:
+                if idx.shape != (len(self),):
+                    raise IndexError(
+                        f"boolean index has shape {idx.shape}; expected ({len(self)},)"
+                    )
+                idx = np.flatnonzero(idx)
+            elif idx.size == 0:
+                idx = idx.astype(int)
+            elif not np.issubdtype(idx.dtype, np.integer):
+                raise IndexError(f"cannot index Detections with {idx.dtype} values")
+        return Detections(
+            self.xyxy[idx],
+            self.scores[idx],
+            [self.labels[int(i)] for i in idx],
+            None if self.masks is None else self.masks[idx],
+            None if self.mask_scores is None else self.mask_scores[idx],
+        )
+
+    def __repr__(self) -> str:
+        masks = "" if self.masks is None else f", masks={self.masks.shape}"
+        shown = ", ".join(f"{lab!r}:{s:.2f}" for lab, s in zip(self.labels[:5], self.scores[:5]))
+        more = ", ..." if len(self) > 5 else ""
+        return f"Detections(n={len(self)}, [{shown}{more}]{masks})"
+
+    # ------------------------------------------------------------ operations
+    @property
+    def xywh(self) -> np.ndarray:
+        """(N, 4) ``[x, y, w, h]`` pixel boxes (the format Comet's annotations use)."""
+        return np.concatenate([self.xyxy[:, :2], self.xyxy[:, 2:] - self.xyxy[:, :2]], axis=1)
+
+    @property
+    def area(self) -> np.ndarray:
+        """(N,) box areas in square pixels."""
+        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
+        return wh[:, 0] * wh[:, 1]
+
+    def filter(self, min_score: float) -> Detections:
+        """Keep detections whose score is at least ``min_score`` (in [0, 1])."""
+        if not 0.0 <= float(min_score) <= 1.0:
+            raise ValueError(f"min_score {min_score!r} must lie in [0, 1]")
+        return self[self.scores >= float(min_score)]
+
+    def sorted(self) -> Detections:
+        """The same detections, highest score first."""
+        return self[np.argsort(-self.scores, kind="stable")]
+
+    def nms(self, iou: float = 0.5, per_label: bool = True) -> Detections:
+        """Drop boxes that overlap a higher-scoring box by more than ``iou``.
+
+        Args:
+            iou: the intersection-over-union above which a box is a duplicate, in (0, 1].
+            per_label: True compares boxes only within the same label (two labels on one
+                object both survive); False suppresses across labels.
+
+        Returns:
+            The kept detections, highest score first.
+        """
+        if not 0.0 < float(iou) <= 1.0:
+            raise ValueError(f"NMS IoU {iou!r} must lie in (0, 1]")
+        if len(self) <= 1:
+            return self.sorted()
+        import torch
+        from torchvision.ops import batched_nms, nms
+
+        # float64 so that ties and near-ties resolve the same way on every device
+        boxes = torch.from_numpy(self.xyxy).double()
+        scores = torch.from_numpy(self.scores).double()
+        if per_label:
+            _, group = np.unique(np.array(self.labels), return_inverse=True)
+            keep = batched_nms(boxes, scores, torch.from_numpy(group.reshape(-1)), float(iou))
+        else:
+            keep = nms(boxes, scores, float(iou))
+        return self[keep.numpy()]
+
+    def union_mask(self) -> np.ndarray:
+        """(H, W) bool: the pixels covered by any mask (all False when there are none)."""
+        if self.masks is None:
+            raise ValueError(
+                "these detections have no masks yet; add them with Segmenter.segment(detections)"
+            )
+        if self.masks.shape[0] == 0:
+            return np.zeros(self.masks.shape[1:], dtype=bool)
+        return np.asarray(self.masks.any(axis=0))
+
+    def with_masks(self, masks: Any, mask_scores: Any = None) -> Detections:
+        """A copy with ``masks`` (N, H, W) and optional ``mask_scores`` (N,) attached."""
+        return Detections(self.xyxy.copy(), self.scores.copy(), list(self.labels),
+                          masks, mask_scores)
+
+    def clip(self, image_size: tuple[int, int]) -> Detections:
+        """Boxes clipped to an image of ``image_size`` = (width, height) pixels."""
+        w, h = image_size
+        boxes = self.xyxy.copy()
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        return Detections(boxes, self.scores.copy(), list(self.labels), self.masks,
+                          self.mask_scores)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Plain-Python records (lists and floats), ready for JSON or a tracker."""
+        return [
+            {"label": lab, "score": float(s), "xyxy": [float(v) for v in box]}
+            for box, s, lab in zip(self.xyxy, self.scores, self.labels)
+        ]

@@ -1,0 +1,112 @@
+"""Run the lesson notebooks headlessly: for tests, and to pre-render a workshop.
+
+``python -m helpers.lessons --mode tiny --out build`` executes every notebook in
+``notebooks/`` and writes, for each, the executed notebook (outputs and widget state kept)
+and an HTML page, then prints how long each took. ``--mode real`` uses the real weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+@dataclass
+class LessonRun:
+    """One executed notebook: where it came from and went, and how long it took."""
+
+    notebook: Path
+    seconds: float
+    executed: Path | None = None
+    html: Path | None = None
+
+
+def notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
+    """The lesson notebooks in order (``NN_name.ipynb``)."""
+    return sorted(p for p in Path(folder).glob("*.ipynb") if not p.name.startswith("."))
+
+
+def execute(path: Path, mode: str = "tiny", timeout: int = 1800,
+            out_dir: Path | None = None, html: bool = False,
+            env: dict[str, str] | None = None) -> LessonRun:
+    """Execute one notebook top to bottom in a fresh kernel, in its own folder.
+
+    Args:
+        mode: "tiny" (tiny random models) or "real" (real weights).
+        timeout: seconds allowed for any one cell.
+        out_dir: where to write the executed notebook (and HTML, if ``html``); None keeps
+            nothing on disk.
+        env: extra environment variables for the kernel.
+
+    Raises:
+        nbclient.exceptions.CellExecutionError: a cell failed; the message shows the cell
+            and its traceback.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    if mode not in ("tiny", "real"):
+        raise ValueError(f"mode {mode!r} must be 'tiny' or 'real'")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"notebook {str(path)!r} does not exist")
+    nb = nbformat.read(path, as_version=4)
+    saved = {k: os.environ.get(k) for k in ("HELPERS_TINY_MODELS", *(env or {}))}
+    os.environ["HELPERS_TINY_MODELS"] = "1" if mode == "tiny" else "0"
+    os.environ.update(env or {})
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}},
+                                store_widget_state=True)
+        start = time.perf_counter()
+        client.execute()
+        seconds = time.perf_counter() - start
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    run = LessonRun(path, seconds)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        run.executed = out_dir / path.name
+        nbformat.write(nb, run.executed)
+        if html:
+            from nbconvert import HTMLExporter
+
+            body, _ = HTMLExporter().from_notebook_node(nb)
+            run.html = run.executed.with_suffix(".html")
+            run.html.write_text(body, encoding="utf-8")
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("tiny", "real"), default="tiny")
+    parser.add_argument("--out", type=Path, default=ROOT / "build")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    parser.add_argument("only", nargs="*", help="notebook names to run (default: all)")
+    args = parser.parse_args(argv)
+    chosen = notebooks()
+    if args.only:
+        chosen = [p for p in chosen if any(key in p.name for key in args.only)]
+        if not chosen:
+            parser.error(f"no notebook matches {args.only}; have {[p.name for p in notebooks()]}")
+    for path in chosen:
+        print(f"running {path.name} ({args.mode}) ...", flush=True)
+        run = execute(path, args.mode, args.timeout, args.out / args.mode, html=True)
+        print(f"  {run.seconds:7.1f} s -> {run.executed} and {run.html}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

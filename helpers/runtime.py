@@ -1,0 +1,161 @@
+"""Where and how models run: device and dtype choice, seeding, tiny mode and threads.
+
+The device order is cuda → mps → cpu. Half precision (float16) is used on CUDA only: on
+the CPU it is slow or unsupported, and on Apple's MPS several course models give wrong
+results in float16. Tiny mode (``HELPERS_TINY_MODELS=1``) swaps every model for a tiny
+random one built in code (see ``helpers.tiny``), so lessons run anywhere in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+TINY_ENV = "HELPERS_TINY_MODELS"
+DEVICES = ("cuda", "mps", "cpu")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def tiny_mode() -> bool:
+    """True when ``HELPERS_TINY_MODELS`` asks for tiny random models instead of real weights."""
+    raw = os.environ.get(TINY_ENV, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ValueError(
+        f"{TINY_ENV}={os.environ[TINY_ENV]!r} is not understood; set it to 1 for tiny models "
+        "or 0 (or unset it) for the real ones"
+    )
+
+
+def set_tiny_mode(on: bool = True) -> None:
+    """Switch tiny mode for this process (and the kernels or subprocesses it starts)."""
+    os.environ[TINY_ENV] = "1" if on else "0"
+
+
+def _mps_available(torch: Any) -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def device(prefer: str | None = None) -> str:
+    """The device to run on: ``prefer`` if given and usable, else the best one present.
+
+    Args:
+        prefer: None (choose: cuda, then mps, then cpu), or one of "cuda", "cuda:N",
+            "mps", "cpu".
+
+    Returns:
+        A device string that ``torch.device`` accepts.
+
+    Raises:
+        ValueError: ``prefer`` is not a known device, or names one this machine lacks.
+    """
+    import torch
+
+    if prefer is None or prefer == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if _mps_available(torch):
+            return "mps"
+        return "cpu"
+    name = str(prefer).strip().lower()
+    kind, _, index = name.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(
+            f"device {prefer!r} is not one of 'cuda', 'cuda:N', 'mps', 'cpu'; "
+            "pass device=None to choose the best available one"
+        )
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {prefer!r} was asked for, but CUDA is not available on this machine "
+                "(torch.cuda.is_available() is False); pass device=None to use the best "
+                "device present, or device='cpu'"
+            )
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise ValueError(
+                f"device {prefer!r} was asked for, but this machine has {count} CUDA "
+                f"device(s): use 'cuda:0' to 'cuda:{count - 1}'"
+            )
+    if kind == "mps" and not _mps_available(torch):
+        raise ValueError(
+            "device 'mps' was asked for, but Apple's MPS backend is not available here; "
+            "pass device=None or device='cpu'"
+        )
+    return name
+
+
+def dtype(device_name: str | None = None) -> torch.dtype:
+    """The default floating dtype for ``device_name``: float16 on CUDA, float32 elsewhere."""
+    import torch
+
+    name = device(device_name) if device_name is None else str(device_name)
+    return torch.float16 if name.startswith("cuda") else torch.float32
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python's, NumPy's and torch's generators (all devices) with ``seed``.
+
+    Returns the seed, so a cell can log it: ``run.log_params({"seed": seed_everything(7)})``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed {seed!r} must be an integer in [0, 2**32)")
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (the legacy global generator is what old code uses)
+    torch.manual_seed(seed)  # also seeds every CUDA and MPS device
+    return seed
+
+
+def generator(seed: int, device_name: str = "cpu") -> torch.Generator:
+    """A torch generator on ``device_name`` seeded with ``seed`` (for diffusers' ``generator=``)."""
+    import torch
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed {seed!r} must be a non-negative integer")
+    gen = torch.Generator(device=device_name)
+    gen.manual_seed(seed)
+    return gen
+
+
+def set_threads(n: int | None = None) -> int:
+    """Limit torch's CPU threads to ``n`` (default: the machine's cores) and return the count.
+
+    On small shared machines fewer threads is often faster: tiny models ran many times
+    slower with two threads than with one on a busy two-core box.
+    """
+    import torch
+
+    if n is None:
+        n = os.cpu_count() or 1
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"thread count {n!r} must be a positive integer")
+    torch.set_num_threads(n)
+    return n
+
+
+def describe() -> dict[str, Any]:
+    """What this kernel runs on: device, dtype, tiny mode, torch version and threads."""
+    import torch
+
+    dev = device()
+    info: dict[str, Any] = {
+        "device": dev,
+        "dtype": str(dtype(dev)).replace("torch.", ""),
+        "tiny_mode": tiny_mode(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    if dev == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info

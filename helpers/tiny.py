@@ -1,0 +1,494 @@
+"""Tiny random models, one per family, built in code so lessons and tests run offline.
+
+Tiny mode (``HELPERS_TINY_MODELS=1``) and the tests swap every real model for a tiny one of
+the same family: the same classes (``CLIPModel``, ``Owlv2ForObjectDetection``, SAM's ``Sam``,
+``StableDiffusionInpaintPipeline``, ...) with a few thousand random weights instead of
+millions of trained ones. Nothing is downloaded: every config, tokenizer vocabulary and
+weight is made here, saved to a folder under ``models.cache_dir() / "tiny"``, and loaded
+back by ``helpers.models`` through exactly the loader that reads real weights. The outputs
+are meaningless (the weights are random) but have the real shapes and types, so every cell
+of a lesson runs, in seconds, on any laptop.
+
+``ensure(family)`` builds a family's folder once (atomically, so two processes never see
+a half-written one) and returns it; ``VERSION`` is part of the folder name, so bumping it
+after a builder changes makes every machine rebuild.
+
+Importing this module is cheap: torch, transformers and diffusers are imported inside the
+functions that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from helpers import models
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+    from transformers import BertTokenizer, CLIPTokenizer
+
+VERSION = 1
+"""Bump when a builder changes: it is part of the folder name, so old folders are rebuilt."""
+
+MARKER = ".tiny-complete"
+"""The file written last into a finished folder; a folder without it is not used."""
+
+SAM_CONFIG = "sam_config.json"
+"""The file in a tiny SAM folder that holds the architecture parameters."""
+
+_WORDS_TEXT = (
+    "a an the of in on with and or to is at by for from this that it his her its "
+    "photo picture image drawing painting close up small big large little old new "
+    "cat cats dog dogs person people man woman child boy girl face faces hand head eye eyes "
+    "hair shirt hat glasses sunglasses car cars bus truck bike bicycle motorcycle road street "
+    "tree trees flower flowers grass sky cloud clouds sun water sea beach mountain house "
+    "building window door table chair bed sofa couch plant bird birds horse cow sheep "
+    "astronaut rocket space moon planet coffee cup mug bottle glass plate food pizza cake "
+    "apple banana orange fruit bowl book phone laptop computer keyboard mouse screen "
+    "dragon castle robot teddy bear ball toy box bag background foreground object "
+    "red green blue yellow black white brown gray grey pink purple golden silver "
+    "realistic photorealistic detailed high quality best art style digital oil watercolor "
+    "sitting standing wearing holding riding flying running lying looking "
+    "left right top bottom front back middle center"
+)
+WORDS: tuple[str, ...] = tuple(_WORDS_TEXT.split())
+"""Words the lessons use in prompts: the tiny tokenizers keep each one a whole token."""
+
+
+# ---------------------------------------------------------------- the cache folder
+
+def folder_for(family: str) -> Path:
+    """The folder where ``family``'s tiny model lives (whether or not it is built yet)."""
+    _check_family(family)
+    return models.cache_dir() / "tiny" / f"{family}-v{VERSION}"
+
+
+def ensure(family: str) -> Path:
+    """The folder of ``family``'s tiny model, building it first if it is not there yet.
+
+    The model is built into a temporary folder beside the final one and renamed into place
+    only when complete, so an interrupted build never leaves a folder that looks finished.
+    If another process finishes first, its folder is used and this one is discarded.
+
+    Args:
+        family: one of ``models.FAMILIES``.
+
+    Returns:
+        The folder, ready for the family's loader in ``helpers.models``.
+
+    Raises:
+        ValueError: ``family`` is not one of ``models.FAMILIES``.
+    """
+    folder = folder_for(family)
+    if (folder / MARKER).exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        build(family, tmp)
+        (tmp / MARKER).write_text(f"tiny {family} v{VERSION}\n")
+        if folder.exists() and not (folder / MARKER).exists():
+            # A folder without the marker is not ours to trust (an old crash, a hand copy).
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not (folder / MARKER).exists():
+                raise
+            # Another process won the race: its folder is as good as ours.
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _remove_stale_builds(folder: Path, age_s: float = 3600.0) -> None:
+    """Delete temporary build folders of ``folder`` left by processes that died mid-build."""
+    for old in folder.parent.glob(f".{folder.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime > age_s:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def build(family: str, folder: Path) -> Path:
+    """Build ``family``'s tiny model into ``folder`` (created if needed) and return it.
+
+    Builds are deterministic: the same code and library versions give the same weights.
+
+    Raises:
+        ValueError: ``family`` is not one of ``models.FAMILIES``.
+    """
+    _check_family(family)
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # A private random stream: the caller's torch RNG state is left as it was.
+    libraries: tuple[str, ...] = ("transformers",)  # whose progress bars to silence
+    if family == "sam":
+        libraries = ()
+    elif family in models.DIFFUSION_FAMILIES:
+        libraries = ("transformers", "diffusers")
+    with _quiet(libraries), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        _BUILDERS[family](folder)
+    return folder
+
+
+def _check_family(family: str) -> None:
+    if family not in models.FAMILIES:
+        raise ValueError(
+            f"no tiny model for family {family!r}; choose one of {', '.join(models.FAMILIES)}"
+        )
+
+
+@contextlib.contextmanager
+def _quiet(libraries: tuple[str, ...]) -> Iterator[None]:
+    """Silence the progress bars and chatter of ``libraries`` (transformers, diffusers) while
+    a tiny model is built, and restore their settings afterwards."""
+    import importlib
+
+    saved = []
+    for name in libraries:
+        log = importlib.import_module(f"{name}.utils.logging")
+        saved.append((log, log.is_progress_bar_enabled(), log.get_verbosity()))
+        log.disable_progress_bar()
+        log.set_verbosity_error()
+    try:
+        yield
+    finally:
+        for log, bar, level in saved:
+            log.set_verbosity(level)
+            if bar:
+                log.enable_progress_bar()
+
+
+# ---------------------------------------------------------------- offline tokenizers
+
+def _byte_symbols() -> list[str]:
+    """The 256 printable symbols GPT-2/CLIP byte-level BPE uses for the bytes 0..255."""
+    keep = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+            + list(range(ord("®"), ord("ÿ") + 1)))
+    table = {b: b for b in keep}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = 256 + extra
+            extra += 1
+    return [chr(table[b]) for b in range(256)]
+
+
+def clip_vocab(words: tuple[str, ...] = WORDS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A small byte-level BPE vocabulary and merge list in CLIP's format.
+
+    The vocabulary holds the 256 byte symbols, the same with CLIP's end-of-word mark
+    ``</w>``, one entry per merge, and then ``<|startoftext|>`` and ``<|endoftext|>`` last:
+    OWL-ViT pools text at ``input_ids.argmax()``, so end-of-text must have the highest id.
+    Each word gets the merges that join the pieces the earlier merges leave it in, so every
+    word of ``words`` encodes as one token.
+    """
+    symbols = _byte_symbols()
+    tokens = symbols + [s + "</w>" for s in symbols]
+    ranks: dict[tuple[str, str], int] = {}
+    for word in dict.fromkeys(words):
+        parts = _bpe(list(word[:-1]) + [word[-1] + "</w>"], ranks)
+        while len(parts) > 1:  # join what is left, left to right, with new (lower) ranks
+            pair = (parts[0], parts[1])
+            ranks[pair] = len(ranks)
+            tokens.append(pair[0] + pair[1])
+            parts = [pair[0] + pair[1]] + parts[2:]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab: dict[str, int] = {}
+    for token in tokens:
+        vocab.setdefault(token, len(vocab))
+    return vocab, list(ranks)
+
+
+def _bpe(parts: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Apply BPE merges to one word's pieces: always the best-ranked adjacent pair first."""
+    while len(parts) > 1:
+        rank, i = min((ranks.get((parts[j], parts[j + 1]), len(ranks)), j)
+                      for j in range(len(parts) - 1))
+        if rank == len(ranks):
+            break
+        parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2:]
+    return parts
+
+
+def clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
+    """An offline CLIP tokenizer with a small vocabulary (see ``clip_vocab``).
+
+    Any text encodes (unknown words fall back to byte pieces); each of ``WORDS`` encodes as
+    one token. Padding uses ``<|endoftext|>``, like the real CLIP.
+    """
+    from transformers import CLIPTokenizer
+
+    vocab, merges = clip_vocab()
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+
+
+# bert-base-uncased puts these characters at 999.. (ASCII punctuation, digits, a-z), which
+# is why "." is 1012 and "?" is 1029, ids that Grounding DINO's code hard-codes.
+_BERT_CHARS = [chr(c) for c in range(33, 127) if not "A" <= chr(c) <= "Z"]
+BERT_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103,
+            ".": 1012, "?": 1029}
+"""Token ids the tiny BERT vocabulary shares with bert-base-uncased."""
+
+
+def bert_vocab(words: tuple[str, ...] = WORDS) -> list[str]:
+    """A WordPiece vocabulary (one token per line of ``vocab.txt``) laid out like BERT's.
+
+    ``[PAD]``, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``, ``.`` and ``?`` have the ids of
+    bert-base-uncased (see ``BERT_IDS``); other low slots are ``[unusedN]`` placeholders, and
+    the course's words and ``##`` continuation letters follow the characters.
+    """
+    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += [f"[unused{i}]" for i in range(99, 99 + 999 - len(vocab))]
+    vocab += _BERT_CHARS
+    vocab += [w for w in dict.fromkeys(words) if w not in _BERT_CHARS]
+    vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    vocab += ["##" + w for w in ("es", "ed", "ing", "er", "ly")]
+    assert all(vocab[i] == token for token, i in BERT_IDS.items()), "BERT ids moved"
+    return vocab
+
+
+def bert_tokenizer(folder: Path | None = None) -> BertTokenizer:
+    """An offline uncased BERT tokenizer for Grounding DINO (see ``bert_vocab``).
+
+    Args:
+        folder: where to write ``vocab.txt`` too, or None to keep it in memory only.
+    """
+    from transformers import BertTokenizer
+
+    vocab = bert_vocab()
+    if folder is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True)
+
+
+def _clip_text_config(tokenizer: Any, **overrides: Any) -> dict[str, Any]:
+    """The text half of a tiny CLIP-like config, matched to ``tokenizer``."""
+    config = dict(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, max_position_embeddings=tokenizer.model_max_length,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config.update(overrides)
+    return config
+
+
+def _vision_config(image_size: int, patch_size: int) -> dict[str, Any]:
+    return dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                image_size=image_size, patch_size=patch_size)
+
+
+# ---------------------------------------------------------------- builders per family
+
+def _build_clip(folder: Path) -> None:
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    tokenizer = clip_tokenizer()
+    config = CLIPConfig(text_config=_clip_text_config(tokenizer),
+                        vision_config=_vision_config(32, 8), projection_dim=32)
+    CLIPModel(config).save_pretrained(folder)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32},
+                                         crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+def _build_owlvit(folder: Path) -> None:
+    from transformers import (
+        OwlViTConfig,
+        OwlViTForObjectDetection,
+        OwlViTImageProcessor,
+        OwlViTProcessor,
+    )
+
+    tokenizer = clip_tokenizer(model_max_length=16)
+    config = OwlViTConfig(text_config=_clip_text_config(tokenizer),
+                          vision_config=_vision_config(64, 16), projection_dim=32)
+    OwlViTForObjectDetection(config).save_pretrained(folder)
+    size = {"height": 64, "width": 64}
+    image_processor = OwlViTImageProcessor(size=size, crop_size=size)
+    OwlViTProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+def _build_owlv2(folder: Path) -> None:
+    from transformers import (
+        Owlv2Config,
+        Owlv2ForObjectDetection,
+        Owlv2ImageProcessor,
+        Owlv2Processor,
+    )
+
+    tokenizer = clip_tokenizer(model_max_length=16)
+    config = Owlv2Config(text_config=_clip_text_config(tokenizer),
+                         vision_config=_vision_config(64, 16), projection_dim=32)
+    Owlv2ForObjectDetection(config).save_pretrained(folder)
+    image_processor = Owlv2ImageProcessor(size={"height": 64, "width": 64})
+    Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+def _build_grounding_dino(folder: Path) -> None:
+    from transformers import (
+        BertConfig,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        ResNetConfig,
+    )
+
+    tokenizer = bert_tokenizer()
+    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 32, 32], depths=[1, 1, 1, 1],
+                            layer_type="basic", out_features=["stage2", "stage3", "stage4"])
+    text = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=256,
+                      pad_token_id=tokenizer.pad_token_id)
+    config = GroundingDinoConfig(
+        backbone_config=backbone, text_config=text, d_model=32, num_queries=20,
+        encoder_layers=1, decoder_layers=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+        encoder_attention_heads=2, decoder_attention_heads=2, num_feature_levels=4,
+        encoder_n_points=2, decoder_n_points=2, max_text_len=256,
+    )
+    GroundingDinoForObjectDetection(config).save_pretrained(folder)
+    image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
+    GroundingDinoProcessor(image_processor=image_processor,
+                           tokenizer=tokenizer).save_pretrained(folder)
+
+
+_SAM_DEFAULTS: dict[str, Any] = {
+    "image_size": 256,           # SAM's preprocessing pads to a square of this side
+    "patch_size": 16,            # the embedding grid is image_size // 16, like the real SAM
+    "encoder_embed_dim": 32,
+    "encoder_depth": 2,
+    "encoder_num_heads": 2,
+    "encoder_global_attn_indexes": [1],
+    "window_size": 4,
+    "prompt_embed_dim": 32,      # also the image encoder's out_chans
+    "mask_in_chans": 16,
+    "decoder_depth": 1,
+    "decoder_mlp_dim": 64,
+    "decoder_num_heads": 2,
+    "iou_head_depth": 2,
+    "iou_head_hidden_dim": 32,
+}
+
+
+def sam_architecture(folder: str | Path) -> Sam:
+    """An untrained ``Sam`` built from the parameters in ``folder / "sam_config.json"``.
+
+    It mirrors ``segment_anything.build_sam._build_sam`` with small sizes; the loader then
+    reads the weights from ``folder / "sam.pth"`` as it does for the official checkpoints.
+    """
+    from functools import partial
+
+    import torch
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
+    )
+
+    cfg = {**_SAM_DEFAULTS, **json.loads((Path(folder) / SAM_CONFIG).read_text())}
+    image_size, patch, dim = cfg["image_size"], cfg["patch_size"], cfg["prompt_embed_dim"]
+    if image_size % patch:
+        raise ValueError(f"SAM image_size {image_size} is not a multiple of patch {patch}")
+    grid = image_size // patch
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            depth=cfg["encoder_depth"], embed_dim=cfg["encoder_embed_dim"], img_size=image_size,
+            mlp_ratio=4, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=cfg["encoder_num_heads"], patch_size=patch, qkv_bias=True,
+            use_rel_pos=True, global_attn_indexes=tuple(cfg["encoder_global_attn_indexes"]),
+            window_size=cfg["window_size"], out_chans=dim,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=dim, image_embedding_size=(grid, grid),
+            input_image_size=(image_size, image_size), mask_in_chans=cfg["mask_in_chans"],
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=cfg["decoder_depth"], embedding_dim=dim,
+                                          mlp_dim=cfg["decoder_mlp_dim"],
+                                          num_heads=cfg["decoder_num_heads"]),
+            transformer_dim=dim, iou_head_depth=cfg["iou_head_depth"],
+            iou_head_hidden_dim=cfg["iou_head_hidden_dim"],
+        ),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+    return sam.eval()
+
+
+def _build_sam(folder: Path) -> None:
+    import torch
+
+    (folder / SAM_CONFIG).write_text(json.dumps(_SAM_DEFAULTS, indent=2) + "\n")
+    sam = sam_architecture(folder)
+    torch.save(sam.state_dict(), folder / "sam.pth")
+
+
+def _build_stable_diffusion(folder: Path, inpaint: bool) -> None:
+    from diffusers import (
+        AutoencoderKL,
+        PNDMScheduler,
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = clip_tokenizer()
+    text_encoder = CLIPTextModel(CLIPTextConfig(**_clip_text_config(tokenizer)))
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=9 if inpaint else 4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+        attention_head_dim=8,
+    )
+    # Four blocks, so the latents are 1/8 of the image side as in the real SD.
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
+        block_out_channels=(32, 32, 32, 32), sample_size=64,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    )
+    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              skip_prk_steps=True, steps_offset=1)
+    cls = StableDiffusionInpaintPipeline if inpaint else StableDiffusionPipeline
+    pipe = cls(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+               scheduler=scheduler, safety_checker=None, feature_extractor=None,
+               requires_safety_checker=False)
+    pipe.save_pretrained(folder)
+
+
+def _build_sd_inpaint(folder: Path) -> None:
+    _build_stable_diffusion(folder, inpaint=True)
+
+
+def _build_sd(folder: Path) -> None:
+    _build_stable_diffusion(folder, inpaint=False)
+
+
+_BUILDERS: dict[str, Callable[[Path], None]] = {
+    "sam": _build_sam,
+    "clip": _build_clip,
+    "owlvit": _build_owlvit,
+    "owlv2": _build_owlv2,
+    "grounding-dino": _build_grounding_dino,
+    "sd-inpaint": _build_sd_inpaint,
+    "sd": _build_sd,
+}

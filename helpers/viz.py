@@ -1,0 +1,287 @@
+"""Pictures of prompts and results: points, boxes, masks, grids and heat maps.
+
+Every function returns a new ``PIL.Image`` and leaves its input untouched, so a cell can
+show it (a notebook displays a PIL image inline), save it, or log it to a tracker. Colours
+come from one fixed palette, so the same label gets the same colour run after run: an
+include point is always green, an exclude point always red.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+if TYPE_CHECKING:
+    from helpers.detections import Detections
+
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+)
+POSITIVE = (0, 200, 83)
+NEGATIVE = (229, 57, 53)
+PROMPT_BOX = (255, 214, 0)
+
+
+def color(i: int) -> tuple[int, int, int]:
+    """The ``i``-th palette colour (wraps around)."""
+    return PALETTE[int(i) % len(PALETTE)]
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow built without FreeType
+        return ImageFont.load_default()
+
+
+def _scale(img: Image.Image) -> int:
+    """A line width / marker size unit that suits the image's size."""
+    return max(2, round(max(img.size) / 160))
+
+
+def _rgb(image: Any) -> Image.Image:
+    from helpers import images
+
+    return images.load(image).copy()
+
+
+def _label_colors(labels: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+    order = list(dict.fromkeys(labels))
+    return {label: color(i) for i, label in enumerate(order)}
+
+
+def _text_tag(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
+              fill: tuple[int, int, int], size: int) -> None:
+    font = _font(size)
+    x, y = xy
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left, bottom - top
+    y = max(0.0, y - h - 4)
+    draw.rectangle([x, y, x + w + 6, y + h + 4], fill=fill)
+    draw.text((x + 3 - left, y + 2 - top), text, fill=(255, 255, 255), font=font)
+
+
+def draw_points(image: Any, points: Any, labels: Any = None,
+                size: int | None = None) -> Image.Image:
+    """Mark point prompts: include points (label 1) green, exclude points (label 0) red.
+
+    Args:
+        image: anything ``images.load`` accepts.
+        points: (N, 2) ``(x, y)`` pixels of the original image.
+        labels: (N,) 1 = include, 0 = exclude; default all include.
+        size: marker radius in pixels (default scales with the image).
+    """
+    img = _rgb(image)
+    pts = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    labs = np.ones(len(pts), dtype=int) if labels is None else np.asarray(labels).reshape(-1)
+    if len(labs) != len(pts):
+        raise ValueError(f"{len(pts)} points but {len(labs)} labels; give one label per point")
+    r = size or max(5, round(max(img.size) / 45))
+    draw = ImageDraw.Draw(img)
+    for (x, y), lab in zip(pts, labs):
+        fill = POSITIVE if lab == 1 else NEGATIVE
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=fill, outline=(255, 255, 255),
+                     width=max(1, r // 3))
+        arm = r * 0.55
+        width = max(1, r // 3)
+        draw.line([x - arm, y, x + arm, y], fill=(255, 255, 255), width=width)
+        if lab == 1:
+            draw.line([x, y - arm, x, y + arm], fill=(255, 255, 255), width=width)
+    return img
+
+
+def draw_boxes(image: Any, boxes: Detections | Any, labels: Sequence[str] | None = None,
+               scores: Any = None, width: int | None = None,
+               colors: Sequence[tuple[int, int, int]] | None = None) -> Image.Image:
+    """Draw xyxy pixel boxes with "label score" tags.
+
+    Args:
+        boxes: a ``Detections`` (its labels and scores are used) or an (N, 4) xyxy array.
+        labels, scores: used when ``boxes`` is an array; optional.
+        colors: one colour per box; default one palette colour per distinct label.
+    """
+    from helpers.detections import Detections
+
+    img = _rgb(image)
+    dets = boxes if isinstance(boxes, Detections) else Detections(boxes, scores, labels)  # type: ignore[arg-type]
+    show_scores = isinstance(boxes, Detections) or scores is not None
+    by_label = _label_colors(dets.labels)
+    w = width or _scale(img)
+    draw = ImageDraw.Draw(img)
+    for i, (box, score, label) in enumerate(zip(dets.xyxy, dets.scores, dets.labels)):
+        c = colors[i % len(colors)] if colors else by_label[label]
+        draw.rectangle(box.tolist(), outline=c, width=w)
+        text = " ".join(t for t in (label, f"{score:.2f}" if show_scores else "") if t)
+        if text:
+            _text_tag(draw, (float(box[0]), float(box[1])), text, c, 5 * w + 4)
+    return img
+
+
+def overlay_masks(image: Any, masks: Any, alpha: float = 0.45,
+                  colors: Sequence[tuple[int, int, int]] | None = None,
+                  outline: bool = True) -> Image.Image:
+    """Tint each mask in its palette colour (with its outline) over the image.
+
+    Args:
+        masks: (H, W) or (N, H, W) bool, the same size as the image.
+        alpha: tint strength in [0, 1].
+    """
+    img = _rgb(image)
+    stack = np.asarray(masks)
+    if stack.ndim == 2:
+        stack = stack[None]
+    if stack.ndim != 3 or stack.shape[1:] != (img.height, img.width):
+        raise ValueError(
+            f"masks have shape {stack.shape}; expected (N, {img.height}, {img.width}) for a "
+            f"{img.width}x{img.height} image"
+        )
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha {alpha!r} must lie in [0, 1]")
+    out = np.asarray(img, dtype=np.float32).copy()
+    for i, mask in enumerate(stack.astype(bool)):
+        c = np.array(colors[i % len(colors)] if colors else color(i), dtype=np.float32)
+        out[mask] = (1 - alpha) * out[mask] + alpha * c
+        if outline:
+            edge = mask & ~_erode(mask)
+            out[edge] = c
+    return Image.fromarray(out.round().astype(np.uint8))
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    padded = np.pad(mask, 1, constant_values=False)
+    return (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
+            & padded[1:-1, :-2] & padded[1:-1, 2:])
+
+
+def annotate(image: Any, detections: Detections | None = None, points: Any = None,
+             labels: Any = None, box: Any = None, masks: Any = None) -> Image.Image:
+    """One picture of a prompt and its answer: masks, then boxes, then points on top.
+
+    Args:
+        detections: boxes (and masks, if segmented) to draw.
+        points, labels: point prompts, (N, 2) pixels and (N,) 1/0.
+        box: a prompt box [x1, y1, x2, y2] drawn dashed-yellow style (thick, no tag).
+        masks: extra (H, W) or (N, H, W) masks to tint.
+    """
+    img = _rgb(image)
+    if detections is not None and detections.masks is not None and len(detections):
+        img = overlay_masks(img, detections.masks)
+    if masks is not None:
+        img = overlay_masks(img, masks)
+    if detections is not None and len(detections):
+        img = draw_boxes(img, detections)
+    if box is not None:
+        img = draw_boxes(img, np.asarray(box, dtype=np.float32).reshape(-1, 4),
+                         colors=[PROMPT_BOX], width=_scale(img) + 1)
+    if points is not None and len(np.asarray(points).reshape(-1, 2)):
+        img = draw_points(img, points, labels)
+    return img
+
+
+def grid(images: Sequence[Any], captions: Sequence[str] | None = None,
+         cols: int | None = None, cell: int = 256, pad: int = 6) -> Image.Image:
+    """Lay images out in a grid, each scaled to fit a ``cell`` x ``cell`` square, with captions.
+
+    Args:
+        images: anything ``images.load`` accepts.
+        captions: one line (or a few, split on newlines) under each image.
+        cols: columns (default: up to 4).
+    """
+    from helpers import images as _images
+
+    items = [_images.load(im) for im in images]
+    if not items:
+        raise ValueError("grid needs at least one image")
+    if captions is not None and len(captions) != len(items):
+        raise ValueError(f"{len(items)} images but {len(captions)} captions")
+    if cell < 8:
+        raise ValueError(f"cell size {cell!r} is too small; use at least 8 pixels")
+    cols = cols or min(4, len(items))
+    if cols < 1:
+        raise ValueError(f"cols {cols!r} must be at least 1")
+    rows = -(-len(items) // cols)
+    font = _font(max(10, cell // 18))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    line_h = int(probe.textbbox((0, 0), "Ag", font=font)[3]) + 3
+    n_lines = max((len(c.split("\n")) for c in captions), default=0) if captions else 0
+    cap_h = n_lines * line_h + (pad if n_lines else 0)
+    sheet = Image.new("RGB", (cols * (cell + pad) + pad, rows * (cell + cap_h + pad) + pad),
+                      (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, im in enumerate(items):
+        r, c = divmod(i, cols)
+        x0, y0 = pad + c * (cell + pad), pad + r * (cell + cap_h + pad)
+        scale = cell / max(im.size)
+        thumb = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                          Image.Resampling.LANCZOS)
+        sheet.paste(thumb, (x0 + (cell - thumb.width) // 2, y0 + (cell - thumb.height) // 2))
+        if captions:
+            for k, line in enumerate(captions[i].split("\n")):
+                draw.text((x0, y0 + cell + pad // 2 + k * line_h), line, fill=(20, 20, 20),
+                          font=font)
+    return sheet
+
+
+def side_by_side(images: Sequence[Any], captions: Sequence[str] | None = None,
+                 cell: int = 320) -> Image.Image:
+    """Images in one row, each in a ``cell`` square, for before/after comparisons."""
+    return grid(images, captions, cols=len(images), cell=cell)
+
+
+def _figure_to_image(fig: Any) -> Image.Image:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3].copy())
+
+
+def heatmap(matrix: Any, row_labels: Sequence[str], col_labels: Sequence[str],
+            title: str = "", cmap: str = "viridis", fmt: str = "{:.2f}") -> Image.Image:
+    """A labelled heat map of an (R, C) matrix (e.g. cosine similarities), values written in."""
+    from matplotlib.figure import Figure
+
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or m.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(
+            f"matrix has shape {m.shape}; expected ({len(row_labels)}, {len(col_labels)}) "
+            "to match the labels"
+        )
+    fig = Figure(figsize=(1.2 + 0.9 * m.shape[1], 1.0 + 0.6 * m.shape[0]), dpi=100)
+    ax = fig.add_subplot()
+    shown = ax.imshow(m, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(m.shape[1]), labels=list(col_labels), rotation=35, ha="right")
+    ax.set_yticks(range(m.shape[0]), labels=list(row_labels))
+    mid = (np.nanmax(m) + np.nanmin(m)) / 2 if m.size else 0
+    for (r, c), v in np.ndenumerate(m):
+        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=8,
+                color="black" if v > mid else "white")
+    fig.colorbar(shown, ax=ax, shrink=0.8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _figure_to_image(fig)
+
+
+def bars(values: Any, labels: Sequence[str], title: str = "",
+         xlabel: str = "probability") -> Image.Image:
+    """A horizontal bar chart, largest value on top (e.g. zero-shot label probabilities)."""
+    from matplotlib.figure import Figure
+
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if len(v) != len(labels):
+        raise ValueError(f"{len(v)} values but {len(labels)} labels")
+    order = np.argsort(v)
+    fig = Figure(figsize=(5, 0.5 + 0.35 * len(v)), dpi=100)
+    ax = fig.add_subplot()
+    ax.barh(range(len(v)), v[order], color=[np.array(color(i)) / 255 for i in order])
+    ax.set_yticks(range(len(v)), labels=[labels[i] for i in order])
+    ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _figure_to_image(fig)

@@ -1,0 +1,68 @@
+"""Every lesson notebook runs top to bottom in tiny mode, and is committed clean."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import lessons
+
+from .conftest import NOTEBOOK_TIMES
+
+NOTEBOOKS = lessons.notebooks()
+
+
+def test_lessons_exist() -> None:
+    assert [p.name for p in NOTEBOOKS][:1] == ["01_overview.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(path: Path) -> None:
+    nb = json.loads(path.read_text())
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            assert not cell.get("outputs"), f"{path.name} cell {i} has outputs"
+            assert cell.get("execution_count") is None, f"{path.name} cell {i} has a count"
+    assert "widgets" not in nb.get("metadata", {}), f"{path.name} carries widget state"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_house_rules(path: Path) -> None:
+    nb = json.loads(path.read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert not re.search(r"^\s*[!%]\s*(pip|wget|curl|conda)\b", code, re.M), "installs or downloads"
+    assert not re.search(r"""["']cuda(:\d+)?["']""", code), "hard-coded cuda"
+    absolute = r"""["'](/|[A-Za-z]:\\)(home|root|Users|tmp|work)\b"""
+    assert not re.search(absolute, code), "absolute path"
+    assert nb["cells"][0]["cell_type"] == "markdown"
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "Try it yourself" in text and "Summary" in text
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_runs_in_tiny_mode(path: Path, tmp_path: Path) -> None:
+    run = lessons.execute(path, mode="tiny", timeout=600, out_dir=tmp_path, html=True)
+    NOTEBOOK_TIMES[path.name] = run.seconds
+    executed = json.loads(run.executed.read_text())  # type: ignore[union-attr]
+    errors = [o for c in executed["cells"] if c["cell_type"] == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    shown = [o for c in executed["cells"] if c["cell_type"] == "code"
+             for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert shown, "the lesson showed no pictures"
+    assert run.html is not None and run.html.stat().st_size > 10_000
+
+
+def test_lessons_cli_rejects_unknown_notebook(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        lessons.main(["--mode", "tiny", "no-such-lesson"])
+    assert "no notebook matches" in capsys.readouterr().err
+
+
+def test_execute_rejects_bad_mode() -> None:
+    with pytest.raises(ValueError, match="'fast'"):
+        lessons.execute(NOTEBOOKS[0], mode="fast")

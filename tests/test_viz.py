@@ -1,0 +1,102 @@
+"""viz: drawings land where the coordinates say, inputs are never changed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import viz
+from helpers.detections import Detections
+
+GREY = (90, 90, 90)
+
+
+def canvas(w: int = 160, h: int = 100) -> Image.Image:
+    return Image.new("RGB", (w, h), GREY)
+
+
+def test_points_include_green_exclude_red() -> None:
+    base = canvas()
+    out = viz.draw_points(base, [[40, 30], [120, 70]], [1, 0], size=6)
+    assert base.getpixel((40, 30)) == GREY  # input untouched
+    # just off the white cross, inside the disc
+    assert out.getpixel((38, 28)) == viz.POSITIVE
+    assert out.getpixel((118, 68)) == viz.NEGATIVE
+    assert out.getpixel((5, 5)) == GREY
+
+
+def test_points_labels_must_match() -> None:
+    with pytest.raises(ValueError, match="2 points but 1 labels"):
+        viz.draw_points(canvas(), [[1, 1], [2, 2]], [1])
+
+
+def test_boxes_drawn_on_their_edges() -> None:
+    d = Detections([[20, 30, 80, 90]], [0.87], ["cat"])
+    out = viz.draw_boxes(canvas(), d, width=2)
+    assert out.getpixel((50, 89)) == viz.color(0)  # bottom edge
+    assert out.getpixel((79, 60)) == viz.color(0)  # right edge
+    assert out.getpixel((50, 60)) == GREY  # inside untouched
+
+
+def test_box_colours_follow_labels() -> None:
+    d = Detections([[10, 10, 30, 30], [50, 10, 70, 30], [90, 10, 110, 30]], labels=["a", "b", "a"])
+    out = viz.draw_boxes(canvas(), d, width=1)
+    assert out.getpixel((20, 30)) == out.getpixel((100, 30)) == viz.color(0)
+    assert out.getpixel((60, 30)) == viz.color(1)
+
+
+def test_mask_overlay_only_inside() -> None:
+    mask = np.zeros((100, 160), bool)
+    mask[20:60, 30:90] = True
+    base = canvas()
+    out = np.asarray(viz.overlay_masks(base, mask, alpha=0.5))
+    outside = ~mask
+    assert (out[outside] == GREY).all()
+    assert (out[40, 60] != GREY).any()  # inside is tinted
+    assert tuple(out[20, 60]) == viz.color(0)  # outline
+
+
+def test_mask_shape_must_match() -> None:
+    with pytest.raises(ValueError, match=r"expected \(N, 100, 160\)"):
+        viz.overlay_masks(canvas(), np.zeros((50, 50), bool))
+
+
+def test_annotate_combines() -> None:
+    mask = np.zeros((1, 100, 160), bool)
+    mask[0, 10:20, 10:20] = True
+    d = Detections([[5, 5, 40, 40]], [0.5], ["x"], mask, [0.9])
+    out = viz.annotate(canvas(), d, points=[[100, 50]], labels=[1], box=[60, 60, 150, 95])
+    arr = np.asarray(out)
+    assert (arr[15, 15] != GREY).any()
+    assert tuple(arr[95, 100]) == viz.PROMPT_BOX or tuple(arr[94, 100]) == viz.PROMPT_BOX
+
+
+def test_grid_layout_and_captions() -> None:
+    imgs = [canvas(40, 20), canvas(20, 40), canvas(30, 30)]
+    g = viz.grid(imgs, ["a", "b\nc", "d"], cols=2, cell=50, pad=5)
+    assert g.width == 2 * 55 + 5
+    assert g.height > 2 * 55  # caption space added
+    with pytest.raises(ValueError, match="3 images but 2 captions"):
+        viz.grid(imgs, ["a", "b"])
+    with pytest.raises(ValueError, match="at least one"):
+        viz.grid([])
+
+
+def test_side_by_side_is_one_row() -> None:
+    out = viz.side_by_side([canvas(), canvas()], cell=64)
+    assert out.width > 2 * 64 and out.height < 2 * 64
+
+
+def test_heatmap_and_bars_return_images() -> None:
+    hm = viz.heatmap(np.eye(3), ["a", "b", "c"], ["x", "y", "z"], title="t")
+    assert isinstance(hm, Image.Image) and hm.width > 100
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+        viz.heatmap(np.eye(3), ["a", "b"], ["x", "y", "z"])
+    bars = viz.bars([0.2, 0.8], ["cat", "dog"])
+    assert isinstance(bars, Image.Image)
+
+
+def test_palette_is_fixed() -> None:
+    assert viz.color(0) == viz.color(len(viz.PALETTE))
+    assert len(set(viz.PALETTE)) == len(viz.PALETTE)
