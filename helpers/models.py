@@ -393,8 +393,17 @@ def _hf_classes(family: str) -> tuple[Any, Any]:
 def _load_transformers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tuple[Any, Any]:
     model_cls, processor_cls = _hf_classes(spec.family)
     kwargs: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
-    model = model_cls.from_pretrained(source, dtype=dtype, **kwargs)
-    processor = processor_cls.from_pretrained(source, **kwargs)
+    from transformers.utils import logging as hf_logging
+
+    quiet = spec.is_tiny and hf_logging.is_progress_bar_enabled()
+    if quiet:  # a tiny model loads in milliseconds: a progress bar is only noise
+        hf_logging.disable_progress_bar()
+    try:
+        model = model_cls.from_pretrained(source, dtype=dtype, **kwargs)
+        processor = processor_cls.from_pretrained(source, **kwargs)
+    finally:
+        if quiet:
+            hf_logging.enable_progress_bar()
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is not None and len(tokenizer) < 100:
         # Offline, some tokenizers "load" as an empty two-token stub instead of failing.
@@ -460,7 +469,9 @@ def load(name: str, device: str | None = None, dtype: Any = None,
     dev = runtime.device(device)
     if dtype is None:
         dtype = default_dtype(spec.family, dev)
-    key = (spec.name, spec.source, dev, str(dtype))
+    # tiny models live under HELPERS_CACHE, so a changed cache folder means another model
+    source_key = str(cache_dir()) if spec.is_tiny else spec.source
+    key = (spec.name, source_key, dev, str(dtype))
     if key in _CACHE:
         return _CACHE[key]
     source = fetch(spec)
