@@ -420,9 +420,22 @@ def _load_diffusers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tu
     cls = (diffusers.StableDiffusionInpaintPipeline if spec.family == "sd-inpaint"
            else diffusers.StableDiffusionPipeline)
     kwargs: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
-    # The course shows every image it makes; the SD 1.x safety checker (1.2 GB) is left out.
-    pipe = cls.from_pretrained(source, dtype=dtype, safety_checker=None,
-                               feature_extractor=None, requires_safety_checker=False, **kwargs)
+    from diffusers.utils import logging as dif_logging
+    from transformers.utils import logging as hf_logging
+
+    quiet = spec.is_tiny and dif_logging.is_progress_bar_enabled()
+    if quiet:
+        dif_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()
+    try:
+        # The course shows every image it makes; the SD 1.x safety checker (1.2 GB) is left out.
+        pipe = cls.from_pretrained(source, dtype=dtype, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False,
+                                   **kwargs)
+    finally:
+        if quiet:
+            dif_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()
     pipe = pipe.to(device)
     if spec.is_tiny:
         pipe.set_progress_bar_config(disable=True)

@@ -30,6 +30,20 @@ os.environ.pop("HELPERS_TINY_MODELS", None)
 NOTEBOOK_TIMES: dict[str, float] = {}
 
 
+def all_text(folder: Path) -> str:
+    """Every byte under ``folder`` as text, with the members of zip archives unpacked."""
+    import zipfile
+
+    chunks = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            chunks.append(path.read_bytes().decode("latin-1"))
+            if path.suffix == ".zip":
+                with zipfile.ZipFile(path) as z:
+                    chunks += [z.read(n).decode("latin-1") for n in z.namelist()]
+    return "\n".join(chunks)
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A web server on loopback serving a fresh folder: yields (base URL, folder)."""

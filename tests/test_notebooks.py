@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 
 import pytest
 
 from helpers import lessons
 
-from .conftest import NOTEBOOK_TIMES
+from .conftest import NOTEBOOK_TIMES, all_text
 
 NOTEBOOKS = lessons.notebooks()
+FAKE_KEY = "FAKEnotebookKEY0123456789PLANTED"
 
 
 def test_lessons_exist() -> None:
@@ -45,9 +47,21 @@ def test_house_rules(path: Path) -> None:
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_runs_in_tiny_mode(path: Path, tmp_path: Path) -> None:
-    run = lessons.execute(path, mode="tiny", timeout=600, out_dir=tmp_path, html=True)
+    with socket.socket() as s:  # a Comet "server" that never answers: the lesson goes offline
+        s.bind(("127.0.0.1", 0))
+        dead_server = f"http://127.0.0.1:{s.getsockname()[1]}/clientlib/"
+    env = {"HELPERS_RUNS_DIR": str(tmp_path / "runs"), "COMET_API_KEY": FAKE_KEY,
+           "COMET_URL_OVERRIDE": dead_server, "COMET_CONFIG": str(tmp_path / "none")}
+    run = lessons.execute(path, mode="tiny", timeout=600, out_dir=tmp_path / "out", html=True,
+                          env=env)
     NOTEBOOK_TIMES[path.name] = run.seconds
-    executed = json.loads(run.executed.read_text())  # type: ignore[union-attr]
+    text = run.executed.read_text()  # type: ignore[union-attr]
+    assert FAKE_KEY not in text
+    if "tracking.start(" in text:  # the key was there but the server was not: offline, quickly
+        assert "did not answer" in text
+    if (tmp_path / "runs").exists():
+        assert FAKE_KEY not in all_text(tmp_path / "runs")
+    executed = json.loads(text)
     errors = [o for c in executed["cells"] if c["cell_type"] == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
