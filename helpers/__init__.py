@@ -11,4 +11,13 @@ Lessons import modules, not names, so a reader always sees where a name comes fr
     photo = images.sample("astronaut")
 """
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# Comet reads these when comet_ml is first imported, which other libraries may do before
+# helpers.tracking does: no auto-logging monkey-patches, no crash reports sent home, quiet
+# console. Each is only a default: a value already in the environment wins.
+for _key, _value in (("COMET_DISABLE_AUTO_LOGGING", "1"), ("COMET_ERROR_TRACKING_ENABLE", "0"),
+                     ("COMET_LOGGING_CONSOLE", "ERROR"), ("COMET_DISABLE_ANNOUNCEMENT", "1")):
+    _os.environ.setdefault(_key, _value)

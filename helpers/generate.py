@@ -23,7 +23,8 @@ def _check(prompt: str, steps: int, guidance_scale: float, height: int, width: i
         raise ValueError(f"prompt {prompt!r} must be a non-empty string")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps {steps!r} must be a positive integer")
-    if not 0 <= float(guidance_scale) <= 50:
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) \
+            or not 0 <= guidance_scale <= 50:
         raise ValueError(f"guidance_scale {guidance_scale!r} must lie in [0, 50]")
     for label, size in (("height", height), ("width", width)):
         if isinstance(size, bool) or not isinstance(size, int) or size < 8 or size % 8:
@@ -46,11 +47,12 @@ def text_to_image(prompt: str, model: str = "sd15", negative_prompt: str | None 
         steps, guidance_scale: denoising steps and classifier-free guidance strength.
         height, width: output size in pixels, multiples of 8.
         pipe: an already loaded pipeline to use instead of ``model`` (e.g. with a LoRA);
-            then the recipe names ``model`` as given, so pass the name it came from.
+            its images carry no recipe, since a name cannot rebuild that pipeline.
     """
     import torch
 
     _check(prompt, steps, guidance_scale, height, width, seed)
+    own_pipe = pipe is None
     if pipe is None:
         loaded = models.load(model, device=device, family="sd")
         pipe, model, dev = loaded.model, loaded.spec.name, loaded.device
@@ -61,10 +63,17 @@ def text_to_image(prompt: str, model: str = "sd15", negative_prompt: str | None 
                guidance_scale=guidance_scale, height=height, width=width,
                generator=generator)
     image = out.images[0]
-    image.info[tracking.RECIPE_KEY] = {
-        "kind": "generate.text_to_image",
-        "args": {"prompt": prompt, "model": model, "negative_prompt": negative_prompt,
-                 "seed": seed, "steps": steps, "guidance_scale": float(guidance_scale),
-                 "height": height, "width": width, "device": dev},
-    }
+    if own_pipe:  # a caller's pipeline (a LoRA, another scheduler) cannot be rebuilt from a name
+        from importlib.metadata import version
+
+        image.info[tracking.RECIPE_KEY] = {
+            "kind": "generate.text_to_image",
+            "args": {"prompt": prompt, "model": model, "negative_prompt": negative_prompt,
+                     "seed": seed, "steps": steps, "guidance_scale": float(guidance_scale),
+                     "height": height, "width": width, "device": dev},
+            "context": {"revision": models.REGISTRY[model].revision if model in models.REGISTRY
+                        else None, "dtype": str(pipe.dtype).replace("torch.", ""),
+                        "scheduler": type(pipe.scheduler).__name__,
+                        "diffusers": version("diffusers")},
+        }
     return image

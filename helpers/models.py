@@ -21,6 +21,7 @@ import errno
 import hashlib
 import os
 import shutil
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,9 @@ def download(url: str, dest: str | Path, sha256: str | None = None,
         if sha256_file(dest) == sha256:
             note.write_text(sha256)
             return dest
-        dest.unlink()  # a corrupt copy: fetch it again
+        dest.unlink()
+        print(f"{dest} did not match its published SHA-256 (a partial or corrupt copy); "
+              "deleted it, downloading it again", file=sys.stderr)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     digest = hashlib.sha256()

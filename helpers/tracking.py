@@ -26,6 +26,7 @@ import math
 import os
 import re
 import secrets
+import sys
 import threading
 import time
 import warnings
@@ -61,11 +62,13 @@ _RECIPE_MODULES = {"generate": "helpers.generate", "sam": "helpers.sam",
 def _config_files() -> list[Path]:
     """Comet's configuration files, in the order Comet itself reads them."""
     files = []
-    override = os.environ.get("COMET_CONFIG")
-    if override:
-        path = Path(override).expanduser()
-        files.append(path / ".comet.config" if path.is_dir() else path)
-    files += [Path(".comet.config"), Path("~/.comet.config").expanduser()]
+    for variable in ("COMET_INI", "COMET_CONFIG"):
+        override = os.environ.get(variable)
+        if override:
+            path = Path(override).expanduser()
+            files.append(path / ".comet.config" if path.is_dir() else path)
+    files += [Path(".comet.config"), Path("/content/drive/MyDrive/.comet.config"),
+              Path("~/.comet.config").expanduser()]
     return files
 
 
@@ -77,7 +80,7 @@ def _check_config_files() -> None:
         if not path.is_file():
             continue
         try:
-            ConfigObj(str(path), encoding="utf-8")
+            ConfigObj(str(path), encoding="utf-8", list_values=False)
         except (ConfigObjError, UnicodeDecodeError) as err:
             raise ValueError(
                 f"the Comet config file {str(path)!r} cannot be read ({err}). Fix it (it should "
@@ -86,21 +89,21 @@ def _check_config_files() -> None:
             ) from err
 
 
-def api_key() -> str | None:
-    """The Comet API key from the environment or Comet's config files, or None."""
-    key = os.environ.get("COMET_API_KEY", "").strip()
-    if key:
-        return key
-    from configobj import ConfigObj
-
+def _comet_config() -> Any:
+    _prepare_comet_environment()
     _check_config_files()
-    for path in _config_files():
-        if path.is_file():
-            section = ConfigObj(str(path), encoding="utf-8").get("comet", {})
-            value = str(section.get("api_key", "")).strip() if hasattr(section, "get") else ""
-            if value:
-                return value
-    return None
+    from comet_ml.config import get_config
+
+    return get_config()
+
+
+def api_key() -> str | None:
+    """The Comet API key as Comet itself finds it (environment, .env, config files), or None."""
+    config = _comet_config()
+    from comet_ml.config import get_api_key
+
+    key = get_api_key(None, config)
+    return str(key).strip() or None if key else None
 
 
 def runs_dir(directory: str | Path | None = None) -> Path:
@@ -111,8 +114,12 @@ def runs_dir(directory: str | Path | None = None) -> Path:
 
 
 def server_url() -> str:
-    """The Comet server the online mode would talk to."""
-    return os.environ.get("COMET_URL_OVERRIDE") or DEFAULT_SERVER
+    """The Comet server the online mode would talk to (as Comet's own settings say)."""
+    config = _comet_config()
+    from comet_ml.config import get_api_key, get_backend_address
+
+    get_api_key(None, config)  # a key can carry its own server address: this applies it
+    return str(get_backend_address(config))
 
 
 def server_answers(url: str | None = None, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -145,12 +152,68 @@ def server_answers(url: str | None = None, timeout: float = PROBE_TIMEOUT) -> bo
     return bool(answer and answer[0])
 
 
+ONLINE_START_TIMEOUT = 30.0
+
+
+def _with_deadline(fn: Callable[[], Any], seconds: float) -> tuple[Any, str | None]:
+    """Run ``fn`` in a thread; (result, None), or (None, why) on an error or past the deadline.
+
+    A late result is ended as soon as it arrives, so no half-started experiment lingers.
+    """
+    box: dict[str, Any] = {}
+    abandoned = threading.Event()
+
+    def call() -> None:
+        try:
+            box["value"] = fn()
+        except Exception as err:  # noqa: BLE001  (reported to the caller as a reason)
+            box["error"] = f"{type(err).__name__}: {err}"
+        if abandoned.is_set() and box.get("value") is not None:
+            with contextlib.suppress(Exception):
+                box["value"].end()
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        abandoned.set()
+        return None, f"no answer within {seconds:g} s"
+    return box.get("value"), box.get("error")
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM exit through atexit (Python's default skips it), so runs end cleanly."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+COMET_DEFAULTS = {
+    "COMET_DISABLE_AUTO_LOGGING": "1",  # no monkey-patching of torch and friends
+    "COMET_ERROR_TRACKING_ENABLE": "0",  # no crash reports sent to Comet's error tracker
+    "COMET_LOGGING_CONSOLE": "ERROR",  # helpers prints its own one-line notices
+    "COMET_DISABLE_ANNOUNCEMENT": "1",
+}
+
+
 def _prepare_comet_environment() -> None:
-    # Read by comet_ml at import time: no framework monkey-patching, no error reports home.
-    os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
-    os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "0")
-    os.environ.setdefault("COMET_LOGGING_CONSOLE", "WARNING")
-    os.environ.setdefault("COMET_DISABLE_ANNOUNCEMENT", "1")
+    """Set Comet's switches before comet_ml is imported (it reads them at import time).
+
+    If comet_ml was imported earlier with its error tracker on, that tracker is closed, so
+    an offline run still makes no network attempt.
+    """
+    for key, value in COMET_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if "comet_ml" in sys.modules and os.environ["COMET_ERROR_TRACKING_ENABLE"] == "0":
+        with contextlib.suppress(Exception):
+            import sentry_sdk
+
+            client = sentry_sdk.get_client()
+            if client.is_active():
+                client.close(timeout=0)
 
 
 # ---------------------------------------------------------------- plain values
@@ -262,7 +325,13 @@ def comet_annotations(size: tuple[int, int], detections: Detections | None = Non
     layers: list[dict[str, Any]] = []
     if detections is not None and len(detections):
         clipped = detections.clip((w, h))
-        for i in np.flatnonzero((clipped.xyxy != detections.xyxy).any(axis=1)):
+        box = clipped.xyxy
+        gone = (box[:, 2] <= box[:, 0]) | (box[:, 3] <= box[:, 1])
+        for i in np.flatnonzero(gone):
+            warnings.warn(
+                f"box {i} {detections.xyxy[i].round(1).tolist()} lies entirely outside the "
+                f"{w}x{h} image; it is not logged as an annotation", stacklevel=3)
+        for i in np.flatnonzero((clipped.xyxy != detections.xyxy).any(axis=1) & ~gone):
             warnings.warn(
                 f"box {i} {detections.xyxy[i].round(1).tolist()} reaches outside the {w}x{h} "
                 f"image; it is logged clipped to {clipped.xyxy[i].round(1).tolist()}",
@@ -270,7 +339,8 @@ def comet_annotations(size: tuple[int, int], detections: Detections | None = Non
             )
         boxes = [{"boxes": [[round(float(v), 2) for v in xywh]], "label": label,
                   "score": round(float(score), 4)}
-                 for xywh, label, score in zip(clipped.xywh, clipped.labels, clipped.scores)]
+                 for xywh, label, score, out in zip(clipped.xywh, clipped.labels,
+                                                    clipped.scores, gone) if not out]
         layers.append({"name": "boxes", "data": boxes})
         if detections.masks is not None:
             if detections.masks.shape[1:] != (h, w):
@@ -296,9 +366,12 @@ def comet_annotations(size: tuple[int, int], detections: Detections | None = Non
                     "pixels of the original image"
                 )
         r = max(2.0, max(w, h) / 200)
-        data = [{"boxes": [[float(x - r), float(y - r), float(2 * r), float(2 * r)]],
-                 "label": "include" if lab == 1 else "exclude", "score": 1.0}
-                for (x, y), lab in zip(pts, labs)]
+        data = []
+        for (x, y), lab in zip(pts, labs):
+            x1, y1 = max(0.0, x - r), max(0.0, y - r)
+            x2, y2 = min(float(w), x + r), min(float(h), y + r)
+            data.append({"boxes": [[x1, y1, x2 - x1, y2 - y1]],
+                         "label": "include" if lab == 1 else "exclude", "score": 1.0})
         if data:
             layers.append({"name": "prompt points", "data": data})
     return _plain(layers)  # type: ignore[no-any-return]
@@ -316,7 +389,7 @@ def _read_events(folder: Path) -> list[dict[str, Any]]:
             try:
                 events.append(json.loads(line))
             except json.JSONDecodeError:
-                break  # a line cut short by a crash: keep everything before it
+                continue  # a line cut short by a crash: skip it, keep the rest
     return events
 
 
@@ -385,22 +458,24 @@ class Run:
     def __init__(self, project: str, name: str | None, tags: Iterable[str], online: bool,
                  directory: Path, reason: str) -> None:
         self.project = project
+        self._secret = api_key()  # known only to keep it out of everything logged
+        tags = [_redact(str(t), self._secret) for t in tags]
         self.id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         self.name = name or self.id
         self.folder = directory / project / self.id
         self.online = online
+        self.reason = reason
         self.ended = False
         self.archive: Path | None = None
-        self._secret = api_key()  # known only to keep it out of everything logged
         self._lock = threading.Lock()
         self._counter = 0
         (self.folder / "images").mkdir(parents=True, exist_ok=False)
         self.experiment = self._start_comet(tags)
         self.record: dict[str, Any] = {
             "id": self.id, "project": project, "name": self.name, "tags": list(tags),
-            "mode": "online" if online else "offline", "mode_reason": reason,
+            "mode": "online" if self.online else "offline", "mode_reason": self.reason,
             "comet_key": self.experiment.get_key(),
-            "comet_url": getattr(self.experiment, "url", None) if online else None,
+            "comet_url": getattr(self.experiment, "url", None) if self.online else None,
             "comet_archive": None, "started": time.time(), "ended": None, "status": "running",
             "environment": _environment(),
         }
@@ -408,6 +483,21 @@ class Run:
 
     # -------------------------------------------------- comet
     def _start_comet(self, tags: Iterable[str]) -> Any:
+        if not self.online:
+            return self._make_experiment(tags, online=False)
+        experiment, problem = _with_deadline(lambda: self._make_experiment(tags, online=True),
+                                             ONLINE_START_TIMEOUT)
+        if problem is None and getattr(experiment, "alive", False):
+            return experiment
+        if experiment is not None:
+            with contextlib.suppress(Exception):
+                experiment.end()
+        self.online = False
+        why = problem or "it refused the run: is the API key right?"
+        self.reason = f"the Comet server did not start the run ({why})"
+        return self._make_experiment(tags, online=False)
+
+    def _make_experiment(self, tags: Iterable[str], online: bool) -> Any:
         _prepare_comet_environment()
         import comet_ml
 
@@ -420,7 +510,7 @@ class Run:
             auto_output_logging=False, auto_param_logging=False, auto_metric_logging=False,
             auto_log_co2=False, display_summary_level=0,
         )
-        return comet_ml.start(project_name=self.project, online=self.online, mode="create",
+        return comet_ml.start(project_name=self.project, online=online, mode="create",
                               experiment_config=config)
 
     # -------------------------------------------------- local record
@@ -466,7 +556,7 @@ class Run:
             number = _plain(value)
             if isinstance(number, bool) or not isinstance(number, (int, float)):
                 raise ValueError(f"metric {key!r} = {value!r} is not a finite number")
-            clean[str(key)] = number
+            clean[_redact(str(key), self._secret)] = number
         if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer))):
             raise ValueError(f"step {step!r} must be an integer")
         self.experiment.log_metrics(clean, step=None if step is None else int(step))
@@ -486,15 +576,17 @@ class Run:
         """Log one key/value that is neither a setting nor a metric (e.g. a dataset digest)."""
         self._check_open("log_other")
         clean = _redact(_plain(value), self._secret)
-        self.experiment.log_other(str(key), clean)
-        self._append({"type": "other", "key": str(key), "value": clean})
+        key = _redact(str(key), self._secret)
+        self.experiment.log_other(key, clean)
+        self._append({"type": "other", "key": key, "value": clean})
 
     def add_tag(self, tag: str) -> None:
         """Add a tag to the run (in Comet and in the local record)."""
         self._check_open("add_tag")
-        self.experiment.add_tag(str(tag))
-        self.record["tags"].append(str(tag))
-        self._append({"type": "tag", "tag": str(tag)})
+        tag = _redact(str(tag), self._secret)
+        self.experiment.add_tag(tag)
+        self.record["tags"].append(tag)
+        self._append({"type": "tag", "tag": tag})
 
     def log_image(self, image: Any, name: str, metadata: Mapping[str, Any] | None = None,
                   detections: Detections | None = None, points: Any = None, labels: Any = None,
@@ -519,6 +611,7 @@ class Run:
         self._check_open("log_image")
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"image name {name!r} must be a non-empty string")
+        name = _redact(name, self._secret)
         if recipe is None and hasattr(image, "info"):
             recipe = image.info.get(RECIPE_KEY)
         img = images.load(image)
@@ -565,11 +658,11 @@ class Run:
         digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
         document = {"name": name, "digest": digest, "files": manifest}
         (self.folder / "datasets").mkdir(exist_ok=True)
-        local = self.folder / "datasets" / f"{_file_stem(name)}.json"
+        local = self.folder / "datasets" / f"{_file_stem(name)}-{digest[:12]}.json"
         local.write_text(json.dumps(document, indent=2), encoding="utf-8")
         version = None
         if self.online:
-            version = self._log_artifact(root, name, digest)
+            version = self._log_artifact(root, files, name, digest)
         else:
             self.experiment.log_asset(str(local), file_name=f"datasets/{local.name}")
         self.experiment.log_parameter(f"dataset/{name}", digest)
@@ -578,7 +671,8 @@ class Run:
                 local.relative_to(self.folder)), "artifact_version": version}})
         return digest
 
-    def _log_artifact(self, root: Path, name: str, digest: str) -> str | None:
+    def _log_artifact(self, root: Path, files: list[Path], name: str,
+                      digest: str) -> str | None:
         import comet_ml
 
         try:  # the latest version already holds this content: record its use, add nothing
@@ -588,18 +682,24 @@ class Run:
         except Exception:  # noqa: BLE001  (no such artifact yet, or not readable)
             pass
         artifact = comet_ml.Artifact(name, "dataset", metadata={"digest": digest})
-        artifact.add(str(root))
+        for path in files:  # exactly the files of the manifest (no hidden files)
+            artifact.add(str(path), logical_path=path.relative_to(root).as_posix())
         logged = self.experiment.log_artifact(artifact)
         return str(getattr(logged, "version", None))
 
     # -------------------------------------------------- views
     def panel(self, height: int = 800) -> Any:
         """Online: Comet's own page for this run, embedded. Offline: the local gallery."""
+        local = gallery(runs=[self])
         if self.online and self.record.get("comet_url"):
-            from IPython.display import IFrame
+            import html
 
-            return IFrame(self.record["comet_url"], width="100%", height=height)
-        return gallery(runs=[self])
+            import ipywidgets as w
+
+            page = w.HTML(f'<iframe src="{html.escape(self.record["comet_url"])}" '
+                          f'width="100%" height="{int(height)}"></iframe>')
+            return w.VBox([local.widget, page])
+        return local
 
     def __repr__(self) -> str:
         state = "ended" if self.ended else "running"
@@ -673,11 +773,12 @@ def start(project: str, name: str | None = None, tags: Iterable[str] = (),
     _ACTIVE[project] = run
     if not _ATEXIT:
         atexit.register(_end_all)
+        _exit_on_sigterm()
         _ATEXIT = True
-    if use_online:
+    if run.online:
         print(f"Comet: online, {run.record['comet_url'] or 'project ' + project}")
     else:
-        print(f"Comet: offline ({reason}); saving to {run.folder}. When the run ends, "
+        print(f"Comet: offline ({run.reason}); saving to {run.folder}. When the run ends, "
               "`comet upload <archive>` sends it to a Comet account.")
     return run
 
@@ -778,18 +879,24 @@ def gallery(project: str | None = None, runs: Iterable[Run | str | Path] | None 
 def _record_pick(entry: Any) -> str:
     """Log a gallery pick as a tag on the image's run; returns what happened."""
     tag = f"best:{entry.image['name']}"
+    pick = {"type": "pick", "pick": {"image": entry.image["name"], "time": time.time()}}
     run = next((r for r in _ACTIVE.values() if r.id == entry.run_id), None)
     if run is not None:
         run.add_tag(tag)
-        with open(run.folder / "events.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"type": "pick", "pick": {"image": entry.image["name"],
-                                                          "time": time.time()}}) + "\n")
+        run._append(pick)
         return f"tagged run {run.name} with {tag!r}"
     folder = Path(entry.folder)
     record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    record.setdefault("picks", []).append({"image": entry.image["name"], "time": time.time()})
+    if record.get("status") == "running":  # another process still writes it: add an event
+        with open(folder / "events.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(pick) + "\n")
+            fh.write(json.dumps({"type": "tag", "tag": tag}) + "\n")
+        return f"run {record['name']} is still running elsewhere: {tag!r} added to its record"
+    record.setdefault("picks", []).append(pick["pick"])
     if tag not in record["tags"]:
         record["tags"].append(tag)
-    (folder / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    tmp = folder / "run.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    os.replace(tmp, folder / "run.json")
     return (f"run {record['name']} has ended: {tag!r} is saved in its local record "
             f"({folder / 'run.json'}), not in its Comet archive")

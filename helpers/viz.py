@@ -141,14 +141,15 @@ def overlay_masks(image: Any, masks: Any, alpha: float = 0.45,
         )
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha {alpha!r} must lie in [0, 1]")
-    out = np.asarray(img, dtype=np.float32).copy()
+    out = np.array(img)  # (H, W, 3) uint8; only masked pixels are touched below
     for i, mask in enumerate(stack.astype(bool)):
         c = np.array(colors[i % len(colors)] if colors else color(i), dtype=np.float32)
-        out[mask] = (1 - alpha) * out[mask] + alpha * c
+        tinted = (1 - alpha) * out[mask].astype(np.float32) + alpha * c
+        out[mask] = np.round(tinted).astype(np.uint8)
         if outline:
             edge = mask & ~_erode(mask)
-            out[edge] = c
-    return Image.fromarray(out.round().astype(np.uint8))
+            out[edge] = c.astype(np.uint8)
+    return Image.fromarray(out)
 
 
 def _erode(mask: np.ndarray) -> np.ndarray:

@@ -29,6 +29,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     monkeypatch.setenv("HELPERS_TINY_MODELS", "1")
     monkeypatch.delenv("COMET_API_KEY", raising=False)
     monkeypatch.setenv("COMET_CONFIG", str(tmp_path / "no-such.config"))
+    monkeypatch.delenv("COMET_URL_OVERRIDE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.comet.config of the machine's
     monkeypatch.chdir(tmp_path)
     yield
     for run in tracking.active():
@@ -128,7 +130,10 @@ def test_api_key_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert run.record["mode"] == "offline" and "did not answer" in run.record["mode_reason"]
     run.log_params({"note": f"key is {FAKE_KEY}"})
     run.log_text(f"oops {FAKE_KEY}", metadata={FAKE_KEY: FAKE_KEY})
-    run.log_image(images.sample("coffee"), "cup", metadata={"k": FAKE_KEY})
+    run.log_image(images.sample("coffee"), f"cup {FAKE_KEY}", metadata={"k": FAKE_KEY})
+    run.log_metrics({FAKE_KEY: 1.0})
+    run.log_other(FAKE_KEY, FAKE_KEY)
+    run.add_tag(FAKE_KEY)
     run.end()
     assert FAKE_KEY not in all_text(run.folder)
     captured = capfd.readouterr()
@@ -253,7 +258,9 @@ def test_log_after_end_is_a_clear_error() -> None:
     run.end()
     run.end()  # idempotent
     for call in (lambda: run.log_params({"b": 2}), lambda: run.log_metrics({"m": 1.0}),
-                 lambda: run.log_image(images.sample("coffee"), "late")):
+                 lambda: run.log_image(images.sample("coffee"), "late"),
+                 lambda: run.log_text("late"), lambda: run.add_tag("late"),
+                 lambda: run.log_dataset(images.data_dir(), "late")):
         with pytest.raises(RuntimeError, match=r"has ended.*kept in"):
             call()
     assert tracking.load_record(run.folder)["params"] == {"a": 1}
@@ -287,7 +294,10 @@ def test_dataset_versions_follow_content(tmp_path: Path) -> None:
     first = run.log_dataset(data, "subject")
     assert run.log_dataset(data, "subject") == first
     (data / "1.txt").write_text("b")
-    assert run.log_dataset(data, "subject") != first
+    second = run.log_dataset(data, "subject")
+    assert second != first
+    kept = sorted(p.name for p in (run.folder / "datasets").iterdir())
+    assert kept == sorted({f"subject-{first[:12]}.json", f"subject-{second[:12]}.json"})
     for bad, message in ((tmp_path / "missing", "does not exist"),):
         with pytest.raises(ValueError, match=message):
             run.log_dataset(bad, "subject")
@@ -349,3 +359,96 @@ def test_panel_offline_is_the_gallery() -> None:
     run = tracking.start("panel", online=False)
     run.log_image(images.sample("rocket").resize((32, 21)), "r")
     assert len(run.panel().entries) == 1
+
+
+def test_key_from_dotenv_is_found_and_kept_out(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"COMET_API_KEY={FAKE_KEY}\n")
+    assert tracking.api_key() == FAKE_KEY
+    run = tracking.start("dotenv", online=False, tags=[FAKE_KEY])
+    run.log_params({"leak": FAKE_KEY})
+    run.end()
+    assert FAKE_KEY not in all_text(run.folder)
+
+
+def test_probe_gives_up_on_a_silent_server() -> None:
+    with socket.socket() as silent:  # accepts connections (backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        start = time.perf_counter()
+        assert not tracking.server_answers(f"http://127.0.0.1:{silent.getsockname()[1]}/",
+                                           timeout=1)
+        assert time.perf_counter() - start < 2.5
+
+
+def test_online_start_refused_falls_back_offline(monkeypatch: pytest.MonkeyPatch,
+                                                 capfd: pytest.CaptureFixture[str]) -> None:
+    import http.server
+    import threading
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def _refuse(self) -> None:
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"msg": "Invalid api key", "code": 401}')
+
+        do_GET = do_POST = do_HEAD = _refuse
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("COMET_API_KEY", FAKE_KEY)
+        monkeypatch.setenv("COMET_URL_OVERRIDE",
+                           f"http://127.0.0.1:{server.server_address[1]}/clientlib/")
+        monkeypatch.setattr(tracking, "ONLINE_START_TIMEOUT", 8.0)
+        start = time.perf_counter()
+        run = tracking.start("refused")  # key present, server answers, but refuses the run
+        assert time.perf_counter() - start < 8.0 + 15
+        assert run.record["mode"] == "offline" and not run.online
+        assert "did not start the run" in run.record["mode_reason"]
+        run.log_params({"still": "logged"})
+        run.end()
+        assert run.archive is not None and run.archive.exists()
+        assert tracking.load_record(run.folder)["params"] == {"still": "logged"}
+        captured = capfd.readouterr()
+        assert FAKE_KEY not in captured.out + captured.err + all_text(run.folder)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_sigterm_still_leaves_a_complete_archive(tmp_path: Path) -> None:
+    import signal
+
+    script = tmp_path / "stopped.py"
+    script.write_text(
+        "import sys, time\n"
+        "from helpers import tracking, images\n"
+        "run = tracking.start('stopped', online=False)\n"
+        "run.log_params({'seed': 2})\n"
+        "run.log_image(images.sample('coffee'), 'cup')\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=os.environ.copy())
+    try:
+        assert proc.stdout is not None
+        lines = iter(proc.stdout.readline, "")
+        assert any(line.strip() == "ready" for line in lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    (folder,) = (tmp_path / "runs" / "stopped").iterdir()
+    record = tracking.load_record(folder)
+    assert record["status"] == "finished" and [i["name"] for i in record["images"]] == ["cup"]
+    (archive,) = (folder / "comet").glob("*.zip")
+    with zipfile.ZipFile(archive) as z:
+        assert "visualization" in z.read("messages.json").decode()

@@ -1,0 +1,369 @@
+"""Segment Anything, prompted with points, boxes and earlier masks.
+
+``Segmenter`` wraps the official ``segment_anything`` predictor. The expensive step,
+``set_image`` (the image encoder, seconds on a CPU), runs once per image; its result is kept
+in a small cache keyed by the image's content, so coming back to an earlier image is free.
+The cheap step, ``predict`` (prompt encoder + mask decoder, a tenth of a second), runs for
+every click. ``segment`` adds a mask to every box of a ``Detections``.
+
+Coordinates are those of the original image: points ``(x, y)`` and boxes
+``[x1, y1, x2, y2]`` in pixels. Masks come back at the original size as bool arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from helpers import images, models
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from helpers.detections import Detections
+
+NAMES = {"vit_b": "sam-vit-b", "vit_l": "sam-vit-l", "vit_h": "sam-vit-h", "tiny": "tiny-sam"}
+# Boxes decoded per call in segment(): on a CPU one box at a time was faster than a batch
+# (see benchmarks/sam_latency.py); on a GPU a batch is the fast path.
+BATCH_SIZE = {"cpu": 1, "mps": 4, "cuda": 16}
+
+
+@dataclass
+class SamResult:
+    """Candidate masks for one prompt, best first.
+
+    Attributes:
+        masks: (K, H, W) bool, in original-image pixels (K = 3 with multimask, else 1).
+        scores: (K,) float32, SAM's own estimate of each mask's IoU with the object.
+        logits: (K, h, w) float32 low-resolution mask logits; pass ``logits[i]`` back as
+            ``predict(mask=...)`` to refine a mask with more clicks.
+        points, labels, box: the prompt that produced them (original pixels).
+    """
+
+    masks: np.ndarray
+    scores: np.ndarray
+    logits: np.ndarray
+    points: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    box: np.ndarray | None = None
+
+    @property
+    def best(self) -> np.ndarray:
+        """(H, W) bool: the highest-scoring mask."""
+        return self.masks[0]
+
+    @property
+    def best_logits(self) -> np.ndarray:
+        """(1, h, w) logits of the best mask, ready for ``predict(mask=...)``."""
+        return self.logits[:1]
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    def to_detections(self, label: str = "mask") -> Detections:
+        """The candidates as ``Detections`` (boxes around each mask, scores = mask scores)."""
+        from helpers.detections import Detections
+
+        boxes = np.array([_mask_box(m) for m in self.masks], dtype=np.float32).reshape(-1, 4)
+        return Detections(boxes, self.scores, [label] * len(self), self.masks, self.scores)
+
+
+def _mask_box(mask: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def image_key(img: Image.Image) -> str:
+    """A content hash of an RGB image (size and pixels)."""
+    digest = hashlib.sha1(f"{img.width}x{img.height}".encode())
+    digest.update(img.tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class _Embedding:
+    features: Any  # torch.Tensor (1, C, h, w) on the model's device
+    original_size: tuple[int, int]  # (H, W)
+    input_size: tuple[int, int]  # (h, w) after resizing the long side
+
+
+class Segmenter:
+    """Segment Anything: one image embedding, many cheap prompts.
+
+    >>> seg = Segmenter.from_pretrained("vit_b")      # doctest: +SKIP
+    >>> seg.set_image(images.sample("chelsea"))       # doctest: +SKIP
+    >>> result = seg.predict(points=[[265, 238]], labels=[1])  # doctest: +SKIP
+    """
+
+    def __init__(self, loaded: models.Loaded, cache_size: int = 8) -> None:
+        from segment_anything import SamPredictor
+
+        if cache_size < 1:
+            raise ValueError(f"cache_size {cache_size!r} must be at least 1")
+        self.loaded = loaded
+        self.model = loaded.model
+        self.device = loaded.device
+        self.predictor = SamPredictor(self.model)
+        self.cache_size = cache_size
+        self.encoder_calls = 0
+        self._cache: OrderedDict[str, _Embedding] = OrderedDict()
+        self._key: str | None = None
+        self._image: Image.Image | None = None
+
+    @classmethod
+    def from_pretrained(cls, name: str = "vit_b", device: str | None = None,
+                        cache_size: int = 8) -> Segmenter:
+        """Load SAM: ``vit_b`` (default), ``vit_l``, ``vit_h`` or ``tiny``.
+
+        The official checkpoint is downloaded once (with a progress bar), checked against
+        its published SHA-256, cached, and loaded once per kernel.
+        """
+        registry_name = NAMES.get(name, name)
+        if registry_name not in models.names("sam"):
+            raise ValueError(
+                f"unknown SAM model {name!r}; choose one of {', '.join(NAMES)}"
+            )
+        return cls(models.load(registry_name, device=device, family="sam"), cache_size)
+
+    @property
+    def name(self) -> str:
+        return self.loaded.spec.name
+
+    @property
+    def image(self) -> Image.Image | None:
+        """The image set last (RGB), or None."""
+        return self._image
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the image set last."""
+        self._require_image()
+        assert self._image is not None
+        return self._image.size
+
+    # ------------------------------------------------------------ the expensive step
+    def set_image(self, image: Any) -> Segmenter:
+        """Compute (or fetch from the cache) the embedding of ``image``; returns self.
+
+        Args:
+            image: anything ``images.load`` accepts.
+        """
+        img = images.load(image)
+        key = f"{self.name}:{image_key(img)}"
+        embedding = self._cache.get(key)
+        if embedding is None:
+            import torch
+
+            arr = np.asarray(img)  # (H, W, 3) uint8 RGB
+            with torch.inference_mode():
+                self.predictor.set_image(arr)
+            self.encoder_calls += 1
+            embedding = _Embedding(self.predictor.features, tuple(self.predictor.original_size),
+                                   tuple(self.predictor.input_size))
+            self._cache[key] = embedding
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        self._activate(embedding)
+        self._key, self._image = key, img
+        return self
+
+    def _activate(self, embedding: _Embedding) -> None:
+        self.predictor.reset_image()
+        self.predictor.features = embedding.features
+        self.predictor.original_size = embedding.original_size
+        self.predictor.input_size = embedding.input_size
+        self.predictor.is_image_set = True
+
+    @property
+    def cached_images(self) -> int:
+        """How many image embeddings the cache holds."""
+        return len(self._cache)
+
+    def save_embedding(self, path: str | Path) -> Path:
+        """Save the current image's embedding (so a workshop can skip the encoder)."""
+        import torch
+
+        self._require_image()
+        assert self._key is not None
+        embedding = self._cache[self._key]
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"format": 1, "model": self.name, "key": self._key,
+                    "features": embedding.features.detach().cpu(),
+                    "original_size": list(embedding.original_size),
+                    "input_size": list(embedding.input_size)}, path)
+        return path
+
+    def load_embedding(self, path: str | Path, image: Any) -> Segmenter:
+        """Use a saved embedding for ``image`` instead of running the encoder.
+
+        Raises:
+            ValueError: the file was made by another model or for another image.
+        """
+        import torch
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"embedding file {str(path)!r} does not exist")
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if data.get("model") != self.name:
+            raise ValueError(
+                f"{str(path)!r} holds an embedding from {data.get('model')!r}, but this "
+                f"segmenter is {self.name!r}; load the matching model or re-compute it"
+            )
+        img = images.load(image)
+        key = f"{self.name}:{image_key(img)}"
+        if data.get("key") != key:
+            raise ValueError(f"{str(path)!r} was computed for another image than this one")
+        embedding = _Embedding(data["features"].to(self.device),
+                               tuple(data["original_size"]), tuple(data["input_size"]))
+        self._cache[key] = embedding
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        self._activate(embedding)
+        self._key, self._image = key, img
+        return self
+
+    # ------------------------------------------------------------ the cheap step
+    def _require_image(self) -> None:
+        if self._image is None:
+            raise RuntimeError("no image is set: call seg.set_image(image) before predicting")
+
+    def _check_points(self, points: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        w, h = self.image_size
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.size == 0:
+            raise ValueError("points is empty; give at least one (x, y) point or None")
+        pts = pts.reshape(-1, 2) if pts.ndim == 1 and pts.size == 2 else pts
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ValueError(f"points must have shape (N, 2) as (x, y) pixels; got {pts.shape}")
+        if not np.isfinite(pts).all():
+            raise ValueError(f"points must be finite numbers; got {pts.tolist()}")
+        for x, y in pts:
+            if not (0 <= x < w and 0 <= y < h):
+                raise ValueError(
+                    f"point ({x:g}, {y:g}) is outside the {w}x{h} image; points are (x, y) "
+                    "pixels of the original image"
+                )
+        if labels is None:
+            raise ValueError(
+                f"{len(pts)} point(s) but no labels; give labels=[1, ...] (1 = include, "
+                "0 = exclude), one per point"
+            )
+        labs = np.asarray(labels).reshape(-1)
+        if len(labs) != len(pts):
+            raise ValueError(f"{len(pts)} points but {len(labs)} labels; give one label each")
+        if not np.isin(labs, (0, 1)).all():
+            raise ValueError(f"labels must be 1 (include) or 0 (exclude); got {labs.tolist()}")
+        return pts.astype(np.float32), labs.astype(np.int32)
+
+    def _check_box(self, box: Any) -> np.ndarray:
+        w, h = self.image_size
+        b = np.asarray(box, dtype=np.float64).reshape(-1)
+        if b.shape != (4,) or not np.isfinite(b).all():
+            raise ValueError(f"box must be [x1, y1, x2, y2] pixels; got {np.asarray(box).tolist()}")
+        x1, y1, x2, y2 = b
+        if x2 <= x1 or y2 <= y1:
+            raise ValueError(
+                f"box {b.tolist()} needs x2 > x1 and y2 > y1; boxes are [x1, y1, x2, y2] "
+                "pixels (for [x, y, w, h] use Detections.from_xywh(...).xyxy[0])"
+            )
+        if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
+            raise ValueError(f"box {b.tolist()} reaches outside the {w}x{h} image")
+        return b.astype(np.float32)
+
+    def _check_mask(self, mask: Any) -> np.ndarray:
+        size = tuple(int(s) // 4 for s in (self.model.image_encoder.img_size,) * 2)
+        m = np.asarray(mask, dtype=np.float32)
+        if m.ndim == 2:
+            m = m[None]
+        if m.shape != (1, *size):
+            raise ValueError(
+                f"mask must be low-resolution logits of shape (1, {size[0]}, {size[1]}) as in "
+                f"result.logits[i:i+1]; got {m.shape}"
+            )
+        return m
+
+    def predict(self, points: Any = None, labels: Any = None, box: Any = None,
+                mask: Any = None, multimask: bool = True) -> SamResult:
+        """Masks for a prompt on the current image, best first.
+
+        Args:
+            points: (N, 2) ``(x, y)`` pixels of the original image.
+            labels: (N,) 1 = include this point, 0 = exclude it.
+            box: ``[x1, y1, x2, y2]`` pixels.
+            mask: (1, h, w) logits from an earlier result (``result.best_logits``) to refine.
+            multimask: True returns three candidates (whole, part, sub-part) for an
+                ambiguous prompt such as one point; False returns one mask.
+
+        Raises:
+            RuntimeError: no image was set.
+            ValueError: no prompt, or a prompt that does not fit the image.
+        """
+        import torch
+
+        self._require_image()
+        if labels is not None and points is None:
+            raise ValueError("labels were given without points")
+        if points is None and box is None and mask is None:
+            raise ValueError("give at least one prompt: points= with labels=, box=, or mask=")
+        pts, labs = self._check_points(points, labels) if points is not None else (None, None)
+        b = self._check_box(box) if box is not None else None
+        m = self._check_mask(mask) if mask is not None else None
+        with torch.inference_mode():
+            masks, scores, logits = self.predictor.predict(
+                point_coords=pts, point_labels=labs, box=b, mask_input=m,
+                multimask_output=bool(multimask))
+        order = np.argsort(-scores, kind="stable")
+        return SamResult(masks[order].astype(bool), scores[order].astype(np.float32),
+                         logits[order].astype(np.float32), pts, labs, b)
+
+    def segment(self, detections: Detections, image: Any = None,
+                batch_size: int | None = None) -> Detections:
+        """Add a mask to every box: the same detections with ``masks`` and ``mask_scores``.
+
+        Args:
+            detections: boxes in original pixels (e.g. from a text-prompted detector).
+            image: the image the boxes belong to; None uses the image set last.
+            batch_size: boxes per decoder call; None picks what is fastest on this device
+                (``BATCH_SIZE``: one at a time on a CPU, batches on a GPU).
+        """
+        import torch
+
+        if image is not None:
+            self.set_image(image)
+        self._require_image()
+        w, h = self.image_size
+        if len(detections) == 0:
+            return detections.with_masks(np.zeros((0, h, w), bool), np.zeros(0, np.float32))
+        boxes = detections.clip((w, h)).xyxy
+        degenerate = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+        if degenerate.any():
+            i = int(np.flatnonzero(degenerate)[0])
+            raise ValueError(
+                f"box {i} {detections.xyxy[i].tolist()} has no area inside the {w}x{h} image"
+            )
+        size = batch_size or BATCH_SIZE.get(self.device.split(":")[0], 1)
+        if size < 1:
+            raise ValueError(f"batch_size {batch_size!r} must be at least 1")
+        masks, scores = [], []
+        with torch.inference_mode():
+            for start in range(0, len(boxes), size):
+                chunk = torch.as_tensor(boxes[start:start + size], device=self.predictor.device)
+                chunk = self.predictor.transform.apply_boxes_torch(chunk, (h, w))
+                m, s, _ = self.predictor.predict_torch(None, None, boxes=chunk,
+                                                       multimask_output=False)
+                masks.append(m[:, 0].cpu().numpy())
+                scores.append(s[:, 0].float().cpu().numpy())
+        return detections.with_masks(np.concatenate(masks).astype(bool),
+                                     np.concatenate(scores).astype(np.float32))
