@@ -66,9 +66,15 @@ def main() -> None:
     boxes = np.concatenate([corners, corners + rng.uniform(30, 60, size=(16, 2))], axis=1)
     dets = Detections(boxes.astype(np.float32), labels="thing")
     seg.segment(dets, batch_size=16)  # warm-up
-    batched = median_time(lambda: seg.segment(dets, batch_size=16), args.repeats)
-    singles = median_time(lambda: seg.segment(dets, batch_size=1), args.repeats)
-    chosen = median_time(lambda: seg.segment(dets), args.repeats)
+    # interleaved rounds, so a slow spell on a shared machine hits all three alike
+    runs: dict[str, list[float]] = {"batched": [], "singles": [], "chosen": []}
+    for _ in range(args.repeats):
+        for key, size in (("batched", 16), ("singles", 1), ("chosen", None)):
+            start = time.perf_counter()
+            seg.segment(dets, batch_size=size)
+            runs[key].append(time.perf_counter() - start)
+    batched, singles, chosen = (statistics.median(runs[k]) for k in ("batched", "singles",
+                                                                      "chosen"))
     best = min(batched, singles)
     default = sam.BATCH_SIZE.get(device.split(":")[0], 1)
     print(f"2. 16 boxes: one batch {batched:.3f} s | 16 singles {singles:.3f} s | segment "

@@ -197,17 +197,26 @@ class Segmenter:
         embedding = self._cache[self._key]
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        import io
+
+        assert self._image is not None
+        photo = io.BytesIO()
+        self._image.save(photo, format="PNG")
         torch.save({"format": 1, "model": self.name, "key": self._key,
                     "features": embedding.features.detach().cpu(),
                     "original_size": list(embedding.original_size),
-                    "input_size": list(embedding.input_size)}, path)
+                    "input_size": list(embedding.input_size),
+                    "image_png": photo.getvalue()}, path)
         return path
 
-    def load_embedding(self, path: str | Path, image: Any) -> Segmenter:
-        """Use a saved embedding for ``image`` instead of running the encoder.
+    def load_embedding(self, path: str | Path, image: Any = None) -> Segmenter:
+        """Set the image saved with ``save_embedding`` without running the encoder.
+
+        The file holds the photo as well; pass ``image`` to check that it is the one you
+        expect.
 
         Raises:
-            ValueError: the file was made by another model or for another image.
+            ValueError: the file was made by another model, or for another image.
         """
         import torch
 
@@ -220,9 +229,15 @@ class Segmenter:
                 f"{str(path)!r} holds an embedding from {data.get('model')!r}, but this "
                 f"segmenter is {self.name!r}; load the matching model or re-compute it"
             )
-        img = images.load(image)
+        import io
+
+        from PIL import Image as PILImage
+
+        img = images.load(PILImage.open(io.BytesIO(data["image_png"])))
         key = f"{self.name}:{image_key(img)}"
         if data.get("key") != key:
+            raise ValueError(f"{str(path)!r} is damaged: its photo does not match its embedding")
+        if image is not None and image_key(images.load(image)) != image_key(img):
             raise ValueError(f"{str(path)!r} was computed for another image than this one")
         embedding = _Embedding(data["features"].to(self.device),
                                tuple(data["original_size"]), tuple(data["input_size"]))

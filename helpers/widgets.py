@@ -443,6 +443,7 @@ class PointPicker:
         self._status.add_class("pv-picker-status")
         self._candidates = w.HBox()
         self._errors = w.Output()
+        self._errors.add_class("pv-picker-errors")
         modes = w.ToggleButtons(options=list(MODES), value=self.mode,
                                 tooltips=["click adds an include point",
                                           "click adds an exclude point",

@@ -111,10 +111,11 @@ def test_save_and_load_embedding(seg: sam.Segmenter, tmp_path: Path) -> None:
     before = seg.predict(points=[[30, 20]], labels=[1])
     path = seg.save_embedding(tmp_path / "emb.pt")
     fresh = sam.Segmenter(models.load("tiny-sam", device="cpu"))
-    fresh.load_embedding(path, img)
-    assert fresh.encoder_calls == 0
+    fresh.load_embedding(path)  # the photo travels with the embedding
+    assert fresh.encoder_calls == 0 and fresh.image_size == (70, 50)
     after = fresh.predict(points=[[30, 20]], labels=[1])
     assert np.array_equal(before.masks, after.masks)
+    fresh.load_embedding(path, img)  # the same photo passes the check
     with pytest.raises(ValueError, match="another image"):
         fresh.load_embedding(path, photo(71, 50))
 
