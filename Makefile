@@ -64,6 +64,7 @@ benchmarks: setup
 	$(BIN)/python benchmarks/import_time.py
 	HELPERS_TINY_MODELS=1 $(BIN)/python benchmarks/tracking_overhead.py
 	$(BIN)/python benchmarks/sam_latency.py
+	$(BIN)/python benchmarks/detect_segment.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

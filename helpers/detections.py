@@ -239,6 +239,15 @@ class Detections:
             keep = nms(boxes, scores, float(iou))
         return self[keep.numpy()]
 
+    def iou(self, other: Detections) -> np.ndarray:
+        """(N, M) intersection-over-union of these boxes with ``other``'s boxes."""
+        import torch
+        from torchvision.ops import box_iou
+
+        if len(self) == 0 or len(other) == 0:
+            return np.zeros((len(self), len(other)), dtype=np.float32)
+        return box_iou(torch.from_numpy(self.xyxy), torch.from_numpy(other.xyxy)).numpy()
+
     def union_mask(self) -> np.ndarray:
         """(H, W) bool: the pixels covered by any mask (all False when there are none)."""
         if self.masks is None:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from segment_anything.modeling import Sam
     from transformers import BertTokenizer, CLIPTokenizer
 
-VERSION = 1
+VERSION = 2
 """Bump when a builder changes: it is part of the folder name, so old folders are rebuilt."""
 
 MARKER = ".tiny-complete"
@@ -363,7 +363,8 @@ def _build_grounding_dino(folder: Path) -> None:
         encoder_n_points=2, decoder_n_points=2, max_text_len=256,
     )
     GroundingDinoForObjectDetection(config).save_pretrained(folder)
-    image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
+    # 128 px: the last of 4 feature levels of a square photo must still be 2x2 for GroupNorm
+    image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 128, "longest_edge": 192})
     GroundingDinoProcessor(image_processor=image_processor,
                            tokenizer=tokenizer).save_pretrained(folder)
 

@@ -286,3 +286,64 @@ def bars(values: Any, labels: Sequence[str], title: str = "",
         ax.set_title(title)
     fig.tight_layout()
     return _figure_to_image(fig)
+
+
+def _region(image: Image.Image, mask: Any) -> np.ndarray:
+    """(H, W) bool region from a mask array or a ``Detections`` (its masks, else its boxes)."""
+    from helpers.detections import Detections
+
+    w, h = image.size
+    if isinstance(mask, Detections):
+        if mask.masks is not None:
+            region = mask.union_mask() if len(mask) else np.zeros((h, w), bool)
+        else:
+            region = np.zeros((h, w), bool)
+            for x1, y1, x2, y2 in mask.clip((w, h)).xyxy.round().astype(int):
+                region[y1:y2, x1:x2] = True
+    else:
+        region = np.asarray(mask)
+        if region.ndim == 3:
+            region = np.asarray(region.any(axis=0))
+        region = np.asarray(region, dtype=bool)
+    if region.shape != (h, w):
+        raise ValueError(
+            f"mask has shape {region.shape}; expected ({h}, {w}) for a {w}x{h} image"
+        )
+    return region
+
+
+def _composite(image: Image.Image, changed: Image.Image, region: np.ndarray) -> Image.Image:
+    out = np.array(image)
+    out[region] = np.asarray(changed)[region]
+    return Image.fromarray(out)
+
+
+def blur(image: Any, mask: Any, radius: float = 12) -> Image.Image:
+    """Gaussian-blur the pixels inside ``mask``; every other pixel stays exactly as it was.
+
+    Args:
+        mask: (H, W) bool, (N, H, W) bool, or a ``Detections`` (its masks, or its boxes).
+        radius: blur radius in pixels (> 0).
+    """
+    from PIL import ImageFilter
+
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or radius <= 0:
+        raise ValueError(f"blur radius {radius!r} must be a positive number of pixels")
+    img = _rgb(image)
+    region = _region(img, mask)
+    if not region.any():
+        return img
+    return _composite(img, img.filter(ImageFilter.GaussianBlur(radius)), region)
+
+
+def pixelate(image: Any, mask: Any, block: int = 12) -> Image.Image:
+    """Replace the pixels inside ``mask`` with ``block`` x ``block`` squares of their mean."""
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError(f"block {block!r} must be a positive integer number of pixels")
+    img = _rgb(image)
+    region = _region(img, mask)
+    if not region.any():
+        return img
+    small = img.resize((max(1, img.width // block), max(1, img.height // block)),
+                       Image.Resampling.BOX)
+    return _composite(img, small.resize(img.size, Image.Resampling.NEAREST), region)

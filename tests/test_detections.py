@@ -157,3 +157,10 @@ def test_iteration_and_repr() -> None:
     d = dets()
     assert [x.labels[0] for x in d] == ["cat", "dog", "cat"]
     assert "n=3" in repr(d)
+
+
+def test_iou() -> None:
+    a = Detections([[0, 0, 10, 10], [0, 0, 5, 10]])
+    b = Detections([[0, 0, 10, 10], [20, 20, 30, 30]])
+    assert np.allclose(a.iou(b), [[1.0, 0.0], [0.5, 0.0]])
+    assert a.iou(Detections.empty()).shape == (2, 0)

@@ -1,0 +1,222 @@
+"""Text-prompted detection: words in, boxes out (OWL-ViT, OWLv2, Grounding DINO).
+
+``Detector.detect(image, "a cat")`` returns ``Detections`` in pixels of the original image,
+each labelled with the query that found it. The three families differ in how their boxes
+relate to the photo, and this module owns that difference:
+
+- OWL-ViT squashes the photo to a square: its boxes are fractions of the photo's width and
+  height.
+- OWLv2 pads the photo to a square (at the bottom or right) first: its boxes are fractions
+  of that square, so they scale by the photo's *long* side.
+- Grounding DINO keeps the aspect ratio: fractions of width and height again, and its
+  scores come per text token, so each query's score is the best over its own tokens.
+
+Duplicates are removed with torchvision's NMS, per label (or across labels on request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from helpers import images, models
+from helpers.detections import Detections
+
+NAMES = {"tiny": "tiny-owlvit", "tiny-owlvit": "tiny-owlvit", "tiny-owlv2": "tiny-owlv2",
+         "tiny-grounding-dino": "tiny-grounding-dino"}
+FAMILIES = ("owlvit", "owlv2", "grounding-dino")
+
+
+def _queries(queries: str | Sequence[str]) -> list[str]:
+    items = [queries] if isinstance(queries, str) else list(queries)
+    if not items:
+        raise ValueError("queries is empty; give a text such as 'a cat' or a list of texts")
+    cleaned = []
+    for q in items:
+        if not isinstance(q, str) or not q.strip():
+            raise ValueError(f"query {q!r} must be a non-empty text such as 'a cat'")
+        cleaned.append(q.strip())
+    return cleaned
+
+
+def _check_settings(threshold: float, nms_iou: float | None, top_k: int | None) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+            or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold {threshold!r} must lie in [0, 1] (0.1 is a good start)")
+    if nms_iou is not None and (isinstance(nms_iou, bool) or not isinstance(nms_iou, (int, float))
+                                or not 0.0 < nms_iou <= 1.0):
+        raise ValueError(f"nms_iou {nms_iou!r} must lie in (0, 1], or be None for no NMS")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
+                              or top_k < 1):
+        raise ValueError(f"top_k {top_k!r} must be a positive integer or None")
+
+
+@dataclass
+class RawBoxes:
+    """One image's boxes before thresholding, in the model's own terms.
+
+    Attributes:
+        boxes: (N, 4) normalised ``[cx, cy, w, h]``.
+        scores: (N,) confidence of each box's best query.
+        query: (N,) index of that query.
+        square: True when the boxes are fractions of a padded square (OWLv2), False when
+            they are fractions of the photo's width and height.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    query: np.ndarray
+    square: bool
+
+
+def to_detections(raw: RawBoxes, size: tuple[int, int], queries: Sequence[str],
+                  threshold: float = 0.1, nms_iou: float | None = 0.5,
+                  cross_label_nms: bool = False, top_k: int | None = None) -> Detections:
+    """Raw normalised boxes → ``Detections`` in original pixels, thresholded, NMS'd, best first.
+
+    Args:
+        size: (width, height) of the original photo.
+    """
+    w, h = size
+    keep = raw.scores >= threshold
+    if not keep.any():
+        return Detections.empty()
+    scale = (max(w, h), max(w, h)) if raw.square else (w, h)
+    dets = Detections.from_cxcywh(np.clip(raw.boxes[keep], 0, None), raw.scores[keep],
+                                  [queries[int(i)] for i in raw.query[keep]],
+                                  normalized=True, image_size=scale).clip((w, h))
+    area = (dets.xyxy[:, 2] - dets.xyxy[:, 0]) * (dets.xyxy[:, 3] - dets.xyxy[:, 1])
+    dets = dets[area > 0]  # boxes that lay wholly in OWLv2's padding
+    if nms_iou is None:
+        dets = dets.sorted()
+    else:
+        dets = dets.nms(nms_iou, per_label=not cross_label_nms)
+    return dets[:top_k] if top_k is not None else dets
+
+
+def owl_raw(logits: Any, pred_boxes: Any, square: bool) -> RawBoxes:
+    """OWL-ViT / OWLv2 outputs for one image: logits (P, Q), boxes (P, 4) → ``RawBoxes``."""
+    import torch
+
+    probs = torch.sigmoid(torch.as_tensor(logits).float())
+    scores, query = probs.max(dim=-1)
+    return RawBoxes(torch.as_tensor(pred_boxes).float().cpu().numpy(),
+                    scores.cpu().numpy(), query.cpu().numpy(), square)
+
+
+def query_token_spans(input_ids: Sequence[int], tokenizer: Any,
+                      queries: Sequence[str]) -> list[tuple[int, int]]:
+    """Where each query's tokens sit in Grounding DINO's "q1. q2. q3." text."""
+    spans, position = [], 1  # after [CLS]
+    for q in queries:
+        n = len(tokenizer(q.lower(), add_special_tokens=False)["input_ids"])
+        spans.append((position, position + n))
+        position += n + 1  # the query's tokens, then "."
+    if position > len(input_ids):
+        raise ValueError(
+            f"the queries are too long for the text encoder ({position} of "
+            f"{len(input_ids)} tokens); use fewer or shorter queries"
+        )
+    return spans
+
+
+def grounding_raw(logits: Any, pred_boxes: Any,
+                  spans: Sequence[tuple[int, int]]) -> RawBoxes:
+    """Grounding DINO outputs for one image: logits (Q, T tokens), boxes (Q, 4) → ``RawBoxes``.
+
+    A box's score for a query is the highest token probability inside that query's span.
+    """
+    import torch
+
+    probs = torch.sigmoid(torch.as_tensor(logits).float())
+    per_query = torch.stack([probs[:, a:b].max(dim=-1).values for a, b in spans], dim=-1)
+    scores, query = per_query.max(dim=-1)
+    return RawBoxes(torch.as_tensor(pred_boxes).float().cpu().numpy(),
+                    scores.cpu().numpy(), query.cpu().numpy(), square=False)
+
+
+class Detector:
+    """A text-prompted detector: ``detect(image, queries)`` → ``Detections``."""
+
+    def __init__(self, loaded: models.Loaded) -> None:
+        if loaded.spec.family not in FAMILIES:
+            raise ValueError(f"{loaded.spec.name!r} is not a detector")
+        self.loaded = loaded
+        self.model = loaded.model
+        self.processor = loaded.processor
+        self.device = loaded.device
+        self.family = loaded.spec.family
+
+    @classmethod
+    def from_pretrained(cls, name: str = "owlvit-b32", device: str | None = None) -> Detector:
+        """Load a detector: ``owlvit-b32`` (default), ``owlvit-b16``, ``owlv2-b16``,
+        ``grounding-dino-tiny``, ``grounding-dino-base``, or ``tiny`` / ``tiny-owlv2`` /
+        ``tiny-grounding-dino`` (tiny random models)."""
+        registry_name = NAMES.get(name, name)
+        spec = models.REGISTRY.get(registry_name)
+        if spec is None or spec.family not in FAMILIES:
+            known = [n for n in models.REGISTRY if models.REGISTRY[n].family in FAMILIES]
+            raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(known)}")
+        return cls(models.load(registry_name, device=device, family=spec.family))
+
+    @property
+    def name(self) -> str:
+        return self.loaded.spec.name
+
+    def raw(self, image: Any, queries: str | Sequence[str]) -> tuple[RawBoxes, tuple[int, int]]:
+        """Every box the model proposes with its best query's score (no threshold), and the
+        photo's (width, height). ``detect`` is this plus ``to_detections``."""
+
+        texts = _queries(queries)
+        img = images.load(image)
+        if self.family == "grounding-dino":
+            text = " ".join(f"{q.lower()}." for q in texts)
+            inputs = self.processor(images=img, text=text, return_tensors="pt")
+        else:
+            inputs = self.processor(text=[texts], images=img, return_tensors="pt",
+                                    padding=True, truncation=True)
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        outputs = self._forward(inputs)
+        if self.family == "grounding-dino":
+            spans = query_token_spans(inputs["input_ids"][0].tolist(), self.processor.tokenizer,
+                                      texts)
+            raw = grounding_raw(outputs.logits[0], outputs.pred_boxes[0], spans)
+        else:
+            raw = owl_raw(outputs.logits[0], outputs.pred_boxes[0],
+                          square=self.family == "owlv2")
+        return raw, img.size
+
+    def _forward(self, inputs: dict[str, Any]) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            return self.model(**inputs)
+
+    def detect(self, image: Any, queries: str | Sequence[str], threshold: float = 0.1,
+               nms_iou: float | None = 0.5, top_k: int | None = None,
+               cross_label_nms: bool = False) -> Detections:
+        """Find what ``queries`` describe in ``image``.
+
+        Args:
+            image: anything ``images.load`` accepts.
+            queries: one text ("a cat") or several (["a cat", "a dog"]); each box is
+                labelled with the query that scored it highest.
+            threshold: the lowest score kept, in [0, 1].
+            nms_iou: boxes overlapping a better box of the same label by more than this
+                IoU are duplicates and dropped; None keeps them.
+            top_k: keep only the best k boxes.
+            cross_label_nms: also drop duplicates across labels.
+
+        Returns:
+            ``Detections`` in original pixels, best first. No box found is not an error:
+            an empty ``Detections`` flows through every later step.
+        """
+        _check_settings(threshold, nms_iou, top_k)
+        texts = _queries(queries)
+        raw, size = self.raw(image, texts)
+        return to_detections(raw, size, texts, threshold, nms_iou, cross_label_nms, top_k)
