@@ -65,6 +65,7 @@ benchmarks: setup
 	HELPERS_TINY_MODELS=1 $(BIN)/python benchmarks/tracking_overhead.py
 	$(BIN)/python benchmarks/sam_latency.py
 	$(BIN)/python benchmarks/detect_segment.py
+	$(BIN)/python benchmarks/inpaint.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

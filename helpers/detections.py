@@ -248,6 +248,14 @@ class Detections:
             return np.zeros((len(self), len(other)), dtype=np.float32)
         return box_iou(torch.from_numpy(self.xyxy), torch.from_numpy(other.xyxy)).numpy()
 
+    def box_masks(self, image_size: tuple[int, int]) -> np.ndarray:
+        """(N, H, W) bool: each box filled, for an image of ``image_size`` = (width, height)."""
+        w, h = image_size
+        out = np.zeros((len(self), h, w), dtype=bool)
+        for i, (x1, y1, x2, y2) in enumerate(self.clip((w, h)).xyxy.round().astype(int)):
+            out[i, y1:y2, x1:x2] = True
+        return out
+
     def union_mask(self) -> np.ndarray:
         """(H, W) bool: the pixels covered by any mask (all False when there are none)."""
         if self.masks is None:

@@ -347,3 +347,25 @@ def pixelate(image: Any, mask: Any, block: int = 12) -> Image.Image:
     small = img.resize((max(1, img.width // block), max(1, img.height // block)),
                        Image.Resampling.BOX)
     return _composite(img, small.resize(img.size, Image.Resampling.NEAREST), region)
+
+
+def difference(before: Any, after: Any, cmap: str = "magma") -> Image.Image:
+    """A heat map of where two images differ (black = identical), with the changed-pixel
+    count written in the corner: proof that an edit touched only what it should."""
+    from matplotlib import colormaps
+
+    a = np.asarray(_rgb(before), np.int16)
+    b = np.asarray(_rgb(after), np.int16)
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in size: {a.shape[1]}x{a.shape[0]} vs "
+                         f"{b.shape[1]}x{b.shape[0]}")
+    diff = np.abs(a - b).max(axis=-1)
+    changed = int((diff > 0).sum())
+    scaled = diff / max(1, int(diff.max()))
+    rgb = (colormaps[cmap](scaled)[..., :3] * 255).astype(np.uint8)
+    rgb[diff == 0] = 0
+    out = Image.fromarray(rgb)
+    text = f"{changed} of {diff.size} pixels changed ({100 * changed / diff.size:.2f}%)"
+    _text_tag(ImageDraw.Draw(out), (4.0, float(out.height)), text, (60, 60, 60),
+              max(10, out.height // 30))
+    return out

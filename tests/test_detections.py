@@ -164,3 +164,8 @@ def test_iou() -> None:
     b = Detections([[0, 0, 10, 10], [20, 20, 30, 30]])
     assert np.allclose(a.iou(b), [[1.0, 0.0], [0.5, 0.0]])
     assert a.iou(Detections.empty()).shape == (2, 0)
+
+
+def test_box_masks() -> None:
+    m = Detections([[1, 2, 4, 3], [0, 0, 10, 10]]).box_masks((6, 5))
+    assert m.shape == (2, 5, 6) and m[0].sum() == 3 and m[0, 2, 1:4].all() and m[1].all()

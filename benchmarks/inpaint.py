@@ -1,0 +1,165 @@
+"""Inpainting cost: the helpers' Inpainter vs the raw diffusers call, and crop vs whole photo.
+
+1. ``Inpainter.inpaint`` vs ``StableDiffusionInpaintPipeline.__call__`` on the same work-region
+   input with the same settings: the helpers' mask preparation, crop and exact composite are
+   the only difference. Goal: ratio <= 1.05.
+2. A 2048x1536 photo with a mask over about 5% of it: inpainting a crop around the mask vs
+   inpainting the whole photo at the same pixel density in the masked area (so the same
+   output quality there): time and peak memory, each measured in a fresh process.
+
+Both run with the tiny pipeline and a mid-size random one (a bigger UNet and VAE), so the
+ratios mean something; nothing is downloaded.
+
+    python benchmarks/inpaint.py [--steps 4] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HELPERS_TINY_MODELS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def pipeline(size: str) -> Any:
+    """The tiny inpainting pipeline, or the same with a mid-size UNet and VAE."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from helpers import models
+
+    pipe = models.load("tiny-sd-inpaint", device="cpu").model
+    if size == "tiny":
+        return pipe
+    torch.manual_seed(0)
+    pipe.unet = UNet2DConditionModel(
+        sample_size=64, in_channels=9, out_channels=4, layers_per_block=2,
+        block_out_channels=(64, 128, 256), cross_attention_dim=32, attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")).eval()
+    pipe.vae = AutoencoderKL(
+        latent_channels=4, layers_per_block=1, block_out_channels=(32, 64, 128, 128),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4).eval()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def inpainter(size: str) -> Any:
+    import torch
+
+    from helpers import inpaint, models
+
+    pipe = pipeline(size)
+    spec = models.REGISTRY["tiny-sd-inpaint"]
+    return inpaint.Inpainter(models.Loaded(pipe, None, spec, size, "cpu", torch.float32))
+
+
+def big_photo_and_mask() -> tuple[Any, np.ndarray]:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 255, (1536, 2048, 3), dtype=np.uint8))
+    yy, xx = np.mgrid[:1536, :2048]
+    mask = ((xx - 1200) / 220) ** 2 + ((yy - 700) / 170) ** 2 <= 1  # about 3.7% of the photo
+    return photo, mask
+
+
+def compare_with_raw(size: str, steps: int, repeats: int) -> None:
+    import torch
+    from PIL import Image
+
+    from helpers import images
+
+    painter = inpainter(size)
+    photo = images.sample("chelsea")
+    mask = np.zeros((300, 451), bool)
+    mask[60:240, 120:330] = True
+    _, _, grown, _, region = painter.prepare(photo, mask)
+    crop = photo.crop(region.box).resize(region.size)
+    crop_mask = Image.fromarray(grown[region.box[1]:region.box[3],
+                                      region.box[0]:region.box[2]].astype(np.uint8) * 255
+                                ).resize(region.size)
+    settings = {"num_inference_steps": steps, "guidance_scale": 7.5, "strength": 1.0}
+
+    def ours() -> None:
+        painter.inpaint(photo, mask, "a dragon", steps=steps, seed=1)
+
+    def raw() -> None:
+        with torch.inference_mode():
+            painter.pipe(prompt="a dragon", image=crop, mask_image=crop_mask,
+                         height=region.size[1], width=region.size[0],
+                         generator=torch.Generator("cpu").manual_seed(1), **settings)
+
+    ours()
+    raw()
+    times: dict[str, list[float]] = {"ours": [], "raw": []}
+    for _ in range(repeats):
+        for name, fn in (("ours", ours), ("raw", raw)):
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    a, b = statistics.median(times["ours"]), statistics.median(times["raw"])
+    print(f"1. [{size}] work size {region.size}, {steps} steps: Inpainter {a:.3f} s | raw "
+          f"pipeline {b:.3f} s | ratio {a / b:.3f} (goal <= 1.05)")
+
+
+def child(size: str, mode: str, steps: int) -> None:
+    """One measurement in a fresh process: prints JSON with seconds and peak RSS."""
+    painter = inpainter(size)
+    photo, mask = big_photo_and_mask()
+    _, _, _, _, region = painter.prepare(photo, mask)
+    if mode == "crop":
+        kwargs: dict[str, Any] = {}
+        work = region.size
+    else:  # the whole photo at the crop's pixel density: the same detail in the masked area
+        side = int(round(2048 * region.scale / 8)) * 8
+        kwargs = {"crop": False, "resolution": side}
+        work = (side, int(np.ceil(1536 * side / 2048 / 8)) * 8)
+    start = time.perf_counter()
+    painter.inpaint(photo, mask, "a dragon", steps=steps, seed=1, **kwargs)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB on Linux
+    print(json.dumps({"seconds": seconds, "peak_mib": peak, "work": list(work)}))
+
+
+def crop_vs_whole(size: str, steps: int) -> None:
+    results = {}
+    for mode in ("crop", "whole"):
+        out = subprocess.run([sys.executable, __file__, "--child", size, mode, str(steps)],
+                             capture_output=True, text=True, check=True)
+        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    c, w = results["crop"], results["whole"]
+    print(f"2. [{size}] 2048x1536, mask ~4%: crop {c['work']} {c['seconds']:.2f} s, "
+          f"{c['peak_mib']:.0f} MiB | whole photo {w['work']} {w['seconds']:.2f} s, "
+          f"{w['peak_mib']:.0f} MiB | time ratio whole/crop {w['seconds'] / c['seconds']:.1f}, "
+          f"memory ratio {w['peak_mib'] / c['peak_mib']:.2f}")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "mid"])
+    args = parser.parse_args()
+    for size in args.sizes:
+        compare_with_raw(size, args.steps, args.repeats)
+    for size in args.sizes:
+        crop_vs_whole(size, args.steps)
+
+
+if __name__ == "__main__":
+    main()

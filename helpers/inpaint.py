@@ -1,0 +1,407 @@
+"""Stable Diffusion inpainting that leaves the rest of the photo exactly as it was.
+
+``Inpainter.inpaint(photo, mask, "a realistic green dragon")`` repaints the masked region:
+
+1. **mask preparation**: the mask is grown (``grow`` pixels) so the new content covers the
+   object's edge, and feathered (``feather`` pixels) *inside* the grown mask, so the blend
+   is soft yet every pixel outside the grown mask keeps its value;
+2. **work region**: a crop around the grown mask with some context, scaled uniformly (never
+   squashed) so its long side is the model's native resolution, sides a multiple of 8: a
+   small mask on a large photo gets the model's full resolution;
+3. **composite**: the generated crop is scaled back and blended in with the feathered mask;
+   outside the grown mask the output *is* the input, pixel for pixel.
+
+Each output carries a recipe (``image.info["helpers_recipe"]``), so a logged image can be
+made again with ``tracking.reproduce``. ``sweep`` varies one setting with the same starting
+noise for every value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from helpers import images, models, tracking
+
+if TYPE_CHECKING:
+    from helpers.tracking import Run
+
+NAMES = {"sd2": "sd2-inpaint", "sd15": "sd15-inpaint", "tiny": "tiny-sd-inpaint"}
+SWEEPABLE = ("seed", "steps", "guidance_scale", "strength", "negative_prompt", "prompt",
+             "grow", "feather", "resolution")
+
+
+# ---------------------------------------------------------------- masks
+
+def as_mask(mask: Any, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool from a bool/0-1/0-255 array, a PIL image, a mask stack or a ``Detections``.
+
+    A mask that is not binary is thresholded at half its range, with a warning.
+
+    Raises:
+        ValueError: another size than the photo, or an empty mask.
+    """
+    from helpers.detections import Detections
+
+    w, h = size
+    if isinstance(mask, Detections):
+        if mask.masks is None:
+            raise ValueError("these detections have no masks; run Segmenter.segment first")
+        arr = mask.union_mask() if len(mask) else np.zeros((h, w), bool)
+    elif isinstance(mask, Image.Image):
+        arr = np.asarray(mask.convert("L"))
+    else:
+        arr = np.asarray(mask)
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[:2] == (h, w):
+            arr = arr[..., 0]
+        elif arr.ndim == 3:
+            arr = np.asarray(arr.any(axis=0))
+    if arr.shape != (h, w):
+        raise ValueError(
+            f"the mask is {arr.shape[1] if arr.ndim > 1 else '?'}x{arr.shape[0]} but the photo "
+            f"is {w}x{h}; make the mask for this photo (e.g. with Segmenter.segment)"
+        )
+    if arr.dtype != bool:
+        values = set(np.unique(arr).tolist())
+        if values <= {0, 1}:
+            arr = arr == 1
+        elif values <= {0, 255}:
+            arr = arr == 255
+        else:
+            middle = 127.5 if max(values) > 1 else 0.5
+            warnings.warn(
+                f"the mask is not binary (values from {min(values):g} to {max(values):g}); "
+                f"it was thresholded at {middle:g}", stacklevel=3)
+            arr = arr >= middle
+    if not arr.any():
+        raise ValueError("the mask is empty: nothing to inpaint. Check the detection or prompt "
+                         "that made it (an empty mask means nothing was found)")
+    return np.asarray(arr, dtype=bool)
+
+
+def grow_mask(mask: np.ndarray, grow: int) -> np.ndarray:
+    """The mask dilated by ``grow`` pixels (a disc), bool."""
+    if grow <= 0:
+        return mask.copy()
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    return np.asarray(cv2.dilate(mask.astype(np.uint8), kernel) > 0)
+
+
+def feather_mask(grown: np.ndarray, feather: int) -> np.ndarray:
+    """(H, W) float32 blend weights: 1 deep inside, ramping down to 0 at the grown edge.
+
+    The ramp lies inside ``grown``, so the weight is exactly 0 everywhere outside it.
+    """
+    if feather <= 0:
+        return grown.astype(np.float32)
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * feather + 1, 2 * feather + 1))
+    core = cv2.erode(grown.astype(np.uint8), kernel).astype(np.float32)
+    soft = cv2.GaussianBlur(core, (0, 0), sigmaX=feather / 2.0)
+    soft = np.maximum(soft, core)
+    return np.where(grown, soft, 0.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class WorkRegion:
+    """Where the model works: ``box`` (x1, y1, x2, y2) of the photo, resized to ``size``."""
+
+    box: tuple[int, int, int, int]
+    size: tuple[int, int]
+
+    @property
+    def scale(self) -> float:
+        return self.size[0] / (self.box[2] - self.box[0])
+
+
+def work_region(mask: np.ndarray, native: int, margin: float = 0.25,
+                crop: bool = True) -> WorkRegion:
+    """A crop around ``mask`` with ``margin`` (a fraction of its size, at least 16 px) of
+    context, scaled uniformly so its long side is ``native`` and both sides are multiples
+    of 8. ``crop=False`` uses the whole photo."""
+    h, w = mask.shape
+    if crop:
+        ys, xs = np.nonzero(mask)
+        x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        pad = max(16, int(margin * max(x2 - x1, y2 - y1)))
+        x1, y1, x2, y2 = max(0, x1 - pad), max(0, y1 - pad), min(w, x2 + pad), min(h, y2 + pad)
+    else:
+        x1, y1, x2, y2 = 0, 0, w, h
+    cw, ch = x2 - x1, y2 - y1
+    scale = native / max(cw, ch)
+    tw, th = (max(8, int(np.ceil(v * scale / 8)) * 8) for v in (cw, ch))
+    # widen the crop to the exact aspect of (tw, th), so the resize is uniform (no squashing)
+    need_w, need_h = min(w, round(tw / scale)), min(h, round(th / scale))
+    x1 = int(min(max(0, x1 - (need_w - cw) // 2), w - need_w))
+    y1 = int(min(max(0, y1 - (need_h - ch) // 2), h - need_h))
+    return WorkRegion((x1, y1, x1 + need_w, y1 + need_h), (tw, th))
+
+
+# ---------------------------------------------------------------- inputs kept for recipes
+
+def _store(img: Image.Image) -> dict[str, str]:
+    """Keep a copy of an input by content, so a recipe can point at it."""
+    data = img.tobytes()
+    digest = hashlib.sha256(f"{img.mode}{img.size}".encode() + data).hexdigest()
+    folder = models.cache_dir() / "inputs"
+    path = folder / f"{digest[:32]}.png"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.png")
+        img.save(tmp)
+        tmp.replace(path)
+    return {"file": str(path), "sha256": digest}
+
+
+def _restore(ref: dict[str, str]) -> Image.Image:
+    path = Path(ref["file"])
+    if not path.exists():
+        raise FileNotFoundError(
+            f"the recipe's input {path} is gone (it lives in the helpers cache); the image "
+            "cannot be made again without it"
+        )
+    return Image.open(path).copy()
+
+
+# ---------------------------------------------------------------- the inpainter
+
+def _check(steps: int, guidance_scale: float, strength: float, num_images: int, grow: int,
+           feather: int, seed: int) -> None:
+    def whole(name: str, value: Any, low: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} {value!r} must be an integer >= {low}")
+
+    whole("steps", steps, 1)
+    whole("num_images", num_images, 1)
+    whole("grow", grow, 0)
+    whole("feather", feather, 0)
+    whole("seed", seed, 0)
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
+            or not 0.0 < strength <= 1.0:
+        raise ValueError(f"strength {strength!r} must lie in (0, 1]: 1 repaints from pure noise")
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) \
+            or guidance_scale < 0:
+        raise ValueError(f"guidance_scale {guidance_scale!r} must be >= 0 (7.5 is typical)")
+    if int(steps * strength) < 1:
+        need = int(np.ceil(1 / strength))
+        raise ValueError(
+            f"strength {strength} runs only steps x strength = {steps * strength:g} denoising "
+            f"steps, fewer than one; use at least {need} steps with this strength"
+        )
+
+
+class Inpainter:
+    """Stable Diffusion inpainting with exact compositing and reproducible outputs."""
+
+    def __init__(self, loaded: models.Loaded) -> None:
+        self.loaded = loaded
+        self.pipe = loaded.model
+        self.device = loaded.device
+        self.native = int(self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor)
+
+    @classmethod
+    def from_pretrained(cls, name: str = "sd2-inpaint", device: str | None = None,
+                        dtype: Any = None, cpu_offload: bool = False) -> Inpainter:
+        """Load an inpainting model: ``sd2-inpaint`` (default), ``sd15-inpaint`` or ``tiny``.
+
+        float16 on CUDA, float32 elsewhere. On a GPU, attention slicing is switched on, and
+        ``cpu_offload=True`` keeps only the running sub-model on the GPU (for small cards).
+        """
+        registry_name = NAMES.get(name, name)
+        if registry_name not in models.names("sd-inpaint"):
+            raise ValueError(f"unknown inpainting model {name!r}; choose one of "
+                             f"{', '.join(models.names('sd-inpaint'))} (or 'tiny')")
+        loaded = models.load(registry_name, device=device, dtype=dtype, family="sd-inpaint")
+        if loaded.device.startswith("cuda"):
+            loaded.model.enable_attention_slicing()
+            if cpu_offload:
+                loaded.model.enable_model_cpu_offload()
+        return cls(loaded)
+
+    @property
+    def name(self) -> str:
+        return self.loaded.spec.name
+
+    def _prompt_tokens(self, text: str | None) -> int:
+        if not text:
+            return 0
+        return len(self.pipe.tokenizer(text, truncation=False)["input_ids"])
+
+    def _check_prompts(self, prompt: str, negative_prompt: str | None) -> None:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"prompt {prompt!r} must be a non-empty text, e.g. "
+                             "'a realistic green dragon'")
+        limit = int(self.pipe.tokenizer.model_max_length)
+        for label, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+            n = self._prompt_tokens(text)
+            if n > limit:
+                warnings.warn(
+                    f"the {label} is {n} tokens long and the text encoder reads {limit}: "
+                    "the end is cut off. Shorten it to keep every word.", stacklevel=3)
+
+    def prepare(self, image: Any, mask: Any, grow: int = 8, feather: int = 8,
+                margin: float = 0.25, crop: bool = True, resolution: int | None = None
+                ) -> tuple[Image.Image, np.ndarray, np.ndarray, np.ndarray, WorkRegion]:
+        """(photo, mask, grown mask, blend weights, work region) for an inpainting call."""
+        photo = images.load(image)
+        raw = as_mask(mask, photo.size)
+        grown = grow_mask(raw, int(grow))
+        return photo, raw, grown, feather_mask(grown, int(feather)), work_region(
+            grown, resolution or self.native, margin, crop)
+
+    def inpaint(self, image: Any, mask: Any, prompt: str, negative_prompt: str | None = None,
+                seed: int = 0, steps: int = 50, guidance_scale: float = 7.5,
+                strength: float = 1.0, num_images: int = 1, grow: int = 8, feather: int = 8,
+                margin: float = 0.25, crop: bool = True,
+                resolution: int | None = None) -> list[Image.Image]:
+        """Repaint the masked region of ``image`` from ``prompt``.
+
+        Args:
+            image: the photo (anything ``images.load`` accepts).
+            mask: (H, W) bool (True = repaint), a PIL mask, or a segmented ``Detections``.
+            prompt, negative_prompt: what to draw, and what to steer away from.
+            seed: the starting noise; image ``i`` uses ``seed + i``.
+            steps: denoising steps (cost grows linearly).
+            guidance_scale: how strongly the prompt steers (0 ignores it).
+            strength: 1 repaints from pure noise; lower keeps more of the original.
+            num_images: how many variations.
+            grow, feather: pixels the mask grows by, and the width of the soft edge inside.
+            margin: context around the mask, as a fraction of its size.
+            crop: False works on the whole photo (squashed into the native resolution).
+            resolution: the long side of the work region in pixels (a multiple of 8);
+                default the model's native size (512 for SD). Smaller is much faster on a
+                CPU (the cost grows with the pixel count) and blurrier.
+
+        Returns:
+            ``num_images`` PIL images, the size of the photo; outside the grown mask they
+            are identical to it.
+        """
+        _check(steps, guidance_scale, strength, num_images, grow, feather, seed)
+        if resolution is not None and (isinstance(resolution, bool) or not isinstance(
+                resolution, int) or resolution < 64 or resolution % 8):
+            raise ValueError(f"resolution {resolution!r} must be a multiple of 8, at least 64")
+        self._check_prompts(prompt, negative_prompt)
+        photo, raw, grown, weights, region = self.prepare(image, mask, grow, feather, margin,
+                                                          crop, resolution)
+        photo_ref = _store(photo)
+        mask_ref = _store(Image.fromarray(raw.astype(np.uint8) * 255))
+        outputs = []
+        for i in range(num_images):
+            out = self._generate(photo, grown, weights, region, prompt, negative_prompt,
+                                 seed + i, steps, guidance_scale, strength)
+            out.info[tracking.RECIPE_KEY] = {
+                "kind": "inpaint.inpaint",
+                "args": {"image": photo_ref, "mask": mask_ref,
+                    "prompt": prompt, "negative_prompt": negative_prompt, "seed": seed + i,
+                    "steps": steps, "guidance_scale": float(guidance_scale),
+                    "strength": float(strength), "grow": grow, "feather": feather,
+                    "margin": margin, "crop": crop, "resolution": resolution,
+                    "model": self.name,
+                    "device": self.device},
+                "context": {"revision": self.loaded.spec.revision,
+                            "dtype": str(self.pipe.dtype).replace("torch.", ""),
+                            "scheduler": type(self.pipe.scheduler).__name__,
+                            "work_region": list(region.box), "work_size": list(region.size)},
+            }
+            outputs.append(out)
+        return outputs
+
+    def _generate(self, photo: Image.Image, grown: np.ndarray, weights: np.ndarray,
+                  region: WorkRegion, prompt: str, negative_prompt: str | None, seed: int,
+                  steps: int, guidance_scale: float, strength: float) -> Image.Image:
+        import torch
+
+        x1, y1, x2, y2 = region.box
+        tw, th = region.size
+        crop_img = photo.crop(region.box).resize((tw, th), Image.Resampling.LANCZOS)
+        crop_mask = Image.fromarray(grown[y1:y2, x1:x2].astype(np.uint8) * 255).resize(
+            (tw, th), Image.Resampling.NEAREST)
+        generator = torch.Generator("cpu").manual_seed(int(seed))
+        with torch.inference_mode():
+            result = self.pipe(prompt=prompt, negative_prompt=negative_prompt, image=crop_img,
+                               mask_image=crop_mask, height=th, width=tw,
+                               num_inference_steps=steps, guidance_scale=guidance_scale,
+                               strength=strength, generator=generator).images[0]
+        painted = result.resize((x2 - x1, y2 - y1), Image.Resampling.LANCZOS)
+        return composite(photo, painted, weights, region.box)
+
+    def sweep(self, image: Any, mask: Any, prompt: str, param: str, values: Sequence[Any],
+              seed: int = 0, run: Run | None = None, **settings: Any
+              ) -> tuple[list[Image.Image], Image.Image]:
+        """One image per value of ``param``, all from the same starting noise.
+
+        Args:
+            param: the setting to vary, one of ``SWEEPABLE``.
+            values: its values, e.g. ``[5, 20, 50]`` for steps.
+            seed: the seed used for every value (unless ``param`` is "seed").
+            run: a tracking run to log each image to, with its settings.
+            settings: other ``inpaint`` settings, the same for every value.
+
+        Returns:
+            (images, a captioned grid of them).
+        """
+        from helpers import viz
+
+        if param not in SWEEPABLE:
+            raise ValueError(f"cannot sweep {param!r}; choose one of {', '.join(SWEEPABLE)}")
+        if not values:
+            raise ValueError("values is empty; give at least one value to try")
+        if param in settings:
+            raise ValueError(f"{param!r} is the swept setting; do not also pass it")
+        photo = images.load(image)
+        outputs = []
+        for value in values:
+            kwargs = {"seed": seed, "prompt": prompt, **settings, param: value}
+            out = self.inpaint(photo, mask, **kwargs)[0]
+            outputs.append(out)
+            if run is not None:
+                shown = {k: v for k, v in kwargs.items() if k != "prompt"}
+                run.log_image(out, f"{param}={value}", metadata={"prompt": kwargs["prompt"],
+                                                                 **shown, "sweep": param})
+        captions = [f"{param} = {v}" for v in values]
+        return outputs, viz.grid(outputs, captions, cols=min(len(values), 5))
+
+
+def composite(photo: Image.Image, painted: Image.Image, weights: np.ndarray,
+              box: tuple[int, int, int, int]) -> Image.Image:
+    """Blend ``painted`` (the size of ``box``) into ``photo`` with ``weights`` (H, W).
+
+    Where a weight is 0 the photo's pixel is copied unchanged, so the result equals the
+    photo exactly outside the mask.
+    """
+    x1, y1, x2, y2 = box
+    base = np.array(photo)
+    w = weights[y1:y2, x1:x2, None]
+    region = base[y1:y2, x1:x2].astype(np.float32)
+    blended = region + w * (np.asarray(painted, np.float32) - region)
+    base[y1:y2, x1:x2] = np.where(w > 0, np.clip(np.round(blended), 0, 255), region).astype(
+        np.uint8)
+    return Image.fromarray(base)
+
+
+@tracking.recipe("inpaint.inpaint")
+def _reproduce(image: dict[str, str], mask: dict[str, str], model: str, device: str,
+               **settings: Any) -> Image.Image:
+    inpainter = Inpainter.from_pretrained(model, device=device)
+    restored_mask = np.asarray(_restore(mask).convert("L")) > 127
+    return inpainter.inpaint(_restore(image), restored_mask, **settings)[0]
+
+
+def difference(a: Any, b: Any) -> np.ndarray:
+    """(H, W) float32 per-pixel largest channel difference between two images, 0..255."""
+    x = np.asarray(images.load(a), np.int16)
+    y = np.asarray(images.load(b), np.int16)
+    if x.shape != y.shape:
+        raise ValueError(f"images differ in size: {x.shape[1]}x{x.shape[0]} vs "
+                         f"{y.shape[1]}x{y.shape[0]}")
+    return np.abs(x - y).max(axis=-1).astype(np.float32)
