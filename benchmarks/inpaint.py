@@ -154,11 +154,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", nargs="+", default=["tiny", "mid"])
+    parser.add_argument("--parts", nargs="+", type=int, default=[1, 2],
+                        help="2 with the mid-size UNet takes over ten minutes on a CPU")
     args = parser.parse_args()
-    for size in args.sizes:
-        compare_with_raw(size, args.steps, args.repeats)
-    for size in args.sizes:
-        crop_vs_whole(size, args.steps)
+    if 1 in args.parts:
+        for size in args.sizes:
+            compare_with_raw(size, args.steps, args.repeats)
+    if 2 in args.parts:
+        for size in args.sizes:
+            crop_vs_whole(size, args.steps)
 
 
 if __name__ == "__main__":
