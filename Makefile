@@ -65,7 +65,8 @@ benchmarks: setup
 	HELPERS_TINY_MODELS=1 $(BIN)/python benchmarks/tracking_overhead.py
 	$(BIN)/python benchmarks/sam_latency.py
 	$(BIN)/python benchmarks/detect_segment.py
-	$(BIN)/python benchmarks/inpaint.py
+	$(BIN)/python benchmarks/inpaint.py --parts 1
+	$(BIN)/python benchmarks/dreambooth.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,8 @@
 """helpers: the small package that the Prompting Vision Models lessons call.
 
 One module per idea (see the README): ``images``, ``runtime``, ``models``, ``tiny``,
-``detections``, ``viz``, ``clip`` and ``lessons``. Importing the package is cheap: torch,
+``detections``, ``viz``, ``clip``, ``sam``, ``detect``, ``inpaint``, ``dreambooth``,
+``generate``, ``tracking``, ``widgets`` and ``lessons``. Importing the package is cheap: torch,
 transformers and diffusers are imported inside the functions that need them, so
 ``from helpers import images`` never waits for a deep-learning framework.
 
