@@ -63,7 +63,8 @@ def text_to_image(prompt: str, model: str = "sd15", negative_prompt: str | None 
                guidance_scale=guidance_scale, height=height, width=width,
                generator=generator)
     image = out.images[0]
-    if own_pipe:  # a caller's pipeline (a LoRA, another scheduler) cannot be rebuilt from a name
+    # a caller's pipeline, or a cached one carrying a LoRA, cannot be rebuilt from a name
+    if own_pipe and not models.has_adapters(pipe):
         from importlib.metadata import version
 
         image.info[tracking.RECIPE_KEY] = {

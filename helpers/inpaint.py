@@ -296,9 +296,13 @@ class Inpainter:
         photo_ref = _store(photo)
         mask_ref = _store(Image.fromarray(raw.astype(np.uint8) * 255))
         outputs = []
+        adapted = models.has_adapters(self.pipe)  # a LoRA: a name cannot rebuild this pipeline
         for i in range(num_images):
             out = self._generate(photo, grown, weights, region, prompt, negative_prompt,
                                  seed + i, steps, guidance_scale, strength)
+            outputs.append(out)
+            if adapted:
+                continue
             out.info[tracking.RECIPE_KEY] = {
                 "kind": "inpaint.inpaint",
                 "args": {"image": photo_ref, "mask": mask_ref,
@@ -313,7 +317,6 @@ class Inpainter:
                             "scheduler": type(self.pipe.scheduler).__name__,
                             "work_region": list(region.box), "work_size": list(region.size)},
             }
-            outputs.append(out)
         return outputs
 
     def _generate(self, photo: Image.Image, grown: np.ndarray, weights: np.ndarray,

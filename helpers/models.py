@@ -508,6 +508,17 @@ def load(name: str, device: str | None = None, dtype: Any = None,
     return loaded
 
 
+def has_adapters(pipe: Any) -> bool:
+    """True when a diffusers pipeline carries a loaded LoRA (its output is not the base model's)."""
+    lister = getattr(pipe, "get_list_adapters", None)
+    if lister is None:
+        return False
+    try:
+        return any(lister().values())
+    except (AttributeError, ValueError):
+        return False
+
+
 def clear_cache() -> None:
     """Forget every loaded model (frees their memory once no cell holds them)."""
     _CACHE.clear()

@@ -185,3 +185,15 @@ def test_unknown_model_and_sweep_errors(painter: inpaint.Inpainter) -> None:
         painter.sweep(img, mask, "a dog", "colour", [1, 2])
     with pytest.raises(ValueError, match="values is empty"):
         painter.sweep(img, mask, "a dog", "steps", [])
+
+
+def test_a_pipeline_with_a_lora_gives_no_recipe(painter: inpaint.Inpainter,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    img, mask = photo(90, 60), blob(90, 60, (0.2, 0.2, 0.6, 0.6))
+    plain = painter.inpaint(img, mask, "a dog", steps=2)[0]
+    assert tracking.RECIPE_KEY in plain.info
+    assert not inpaint.models.has_adapters(object()) and not inpaint.models.has_adapters(
+        painter.pipe)
+    monkeypatch.setattr(inpaint.models, "has_adapters", lambda pipe: True)
+    adapted = painter.inpaint(img, mask, "a dog", steps=2)[0]
+    assert tracking.RECIPE_KEY not in adapted.info  # "sd2-inpaint" alone would not rebuild it
