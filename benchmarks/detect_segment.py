@@ -13,10 +13,9 @@ Also: masking 16 boxes with one batched decoder call vs a loop of single-box pre
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+import timing
 
 
 def main() -> None:
@@ -77,26 +76,18 @@ def main() -> None:
 
     counts = (helpers_chain(), raw_chain())  # warm-up, and the same amount of work
     assert counts == (8, 8), counts
-    times: dict[str, list[float]] = {"helpers": [], "raw": []}
-    for _ in range(args.repeats):
-        for name, fn in (("helpers", helpers_chain), ("raw", raw_chain)):
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    h, r = statistics.median(times["helpers"]), statistics.median(times["raw"])
+    medians = timing.interleaved({"helpers": helpers_chain, "raw": raw_chain}, args.repeats)
+    h, r = medians["helpers"], medians["raw"]
     print(f"1. text -> boxes -> masks: helpers {h:.3f} s | raw libraries {r:.3f} s | "
           f"ratio {h / r:.3f} (goal <= 1.10)")
 
     rng = np.random.default_rng(0)
     corners = rng.uniform([0, 0], [photo.width - 60, photo.height - 60], size=(16, 2))
     boxes16 = Detections(np.concatenate([corners, corners + rng.uniform(30, 60, (16, 2))], 1))
-    runs: dict[int, list[float]] = {16: [], 1: []}
-    for _ in range(args.repeats):
-        for size in runs:
-            start = time.perf_counter()
-            seg.segment(boxes16, batch_size=size)
-            runs[size].append(time.perf_counter() - start)
-    batched, singles = statistics.median(runs[16]), statistics.median(runs[1])
+    medians = timing.interleaved({
+        "batched": lambda: seg.segment(boxes16, batch_size=16),
+        "singles": lambda: seg.segment(boxes16, batch_size=1)}, args.repeats)
+    batched, singles = medians["batched"], medians["singles"]
     print(f"2. 16 boxes: one batched call {batched:.3f} s | 16 single calls {singles:.3f} s | "
           f"batched / singles {batched / singles:.3f} (segment's CPU default: batch "
           f"{sam.BATCH_SIZE['cpu']})")

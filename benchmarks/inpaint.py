@@ -19,13 +19,13 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
 from typing import Any
 
 import numpy as np
+import timing
 
 os.environ.setdefault("HELPERS_TINY_MODELS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -103,13 +103,8 @@ def compare_with_raw(size: str, steps: int, repeats: int) -> None:
 
     ours()
     raw()
-    times: dict[str, list[float]] = {"ours": [], "raw": []}
-    for _ in range(repeats):
-        for name, fn in (("ours", ours), ("raw", raw)):
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    a, b = statistics.median(times["ours"]), statistics.median(times["raw"])
+    medians = timing.interleaved({"ours": ours, "raw": raw}, repeats)
+    a, b = medians["ours"], medians["raw"]
     print(f"1. [{size}] work size {region.size}, {steps} steps: Inpainter {a:.3f} s | raw "
           f"pipeline {b:.3f} s | ratio {a / b:.3f} (goal <= 1.05)")
 

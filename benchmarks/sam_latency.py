@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import timing
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -67,14 +68,10 @@ def main() -> None:
     dets = Detections(boxes.astype(np.float32), labels="thing")
     seg.segment(dets, batch_size=16)  # warm-up
     # interleaved rounds, so a slow spell on a shared machine hits all three alike
-    runs: dict[str, list[float]] = {"batched": [], "singles": [], "chosen": []}
-    for _ in range(args.repeats):
-        for key, size in (("batched", 16), ("singles", 1), ("chosen", None)):
-            start = time.perf_counter()
-            seg.segment(dets, batch_size=size)
-            runs[key].append(time.perf_counter() - start)
-    batched, singles, chosen = (statistics.median(runs[k]) for k in ("batched", "singles",
-                                                                      "chosen"))
+    medians = timing.interleaved({"batched": lambda: seg.segment(dets, batch_size=16),
+                                  "singles": lambda: seg.segment(dets, batch_size=1),
+                                  "chosen": lambda: seg.segment(dets)}, args.repeats)
+    batched, singles, chosen = medians["batched"], medians["singles"], medians["chosen"]
     best = min(batched, singles)
     default = sam.BATCH_SIZE.get(device.split(":")[0], 1)
     print(f"2. 16 boxes: one batch {batched:.3f} s | 16 singles {singles:.3f} s | segment "

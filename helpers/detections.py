@@ -16,6 +16,52 @@ from typing import Any
 import numpy as np
 
 
+def check_points(points: Any, labels: Any, image_size: tuple[int, int],
+                 default_label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate point prompts for an image of ``image_size`` = (width, height).
+
+    Args:
+        points: (N, 2) ``(x, y)`` pixels of the original image (one point may be (2,)).
+        labels: (N,) 1 = include, 0 = exclude; None uses ``default_label`` for every point,
+            and is an error when that is None too.
+
+    Returns:
+        (points (N, 2) float32, labels (N,) int32).
+
+    Raises:
+        ValueError: an empty or misshapen array, a point outside the image, labels of
+            another length or other than 0/1.
+    """
+    w, h = image_size
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.size == 0:
+        raise ValueError("points is empty; give at least one (x, y) point or None")
+    pts = pts.reshape(-1, 2) if pts.ndim == 1 and pts.size == 2 else pts
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"points must have shape (N, 2) as (x, y) pixels; got {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise ValueError(f"points must be finite numbers; got {pts.tolist()}")
+    for x, y in pts:
+        if not (0 <= x < w and 0 <= y < h):
+            raise ValueError(
+                f"point ({x:g}, {y:g}) is outside the {w}x{h} image; points are (x, y) "
+                "pixels of the original image"
+            )
+    if labels is None:
+        if default_label is None:
+            raise ValueError(
+                f"{len(pts)} point(s) but no labels; give labels=[1, ...] (1 = include, "
+                "0 = exclude), one per point"
+            )
+        labels = [default_label] * len(pts)
+    labs = np.asarray(labels).reshape(-1)
+    if len(labs) != len(pts):
+        raise ValueError(f"{len(pts)} points but {len(labs)} labels; give one label each")
+    if not np.isin(labs, (0, 1)).all():
+        raise ValueError(f"labels must be 1 (include) or 0 (exclude); got {labs.tolist()}")
+    return pts.astype(np.float32), labs.astype(np.int32)
+
+
 def _as_boxes(xyxy: Any) -> np.ndarray:
     boxes = np.asarray(xyxy, dtype=np.float32)
     if boxes.size == 0:

@@ -441,34 +441,10 @@ def _to_tensor(photo: Image.Image) -> torch.Tensor:
 def _load_pipeline(base_model: str, device: str, dtype: Any) -> Any:
     """A fresh text-to-image pipeline that ``train`` owns (not the kernel-wide cached one),
     so adding a LoRA or dropping the text encoder never changes a pipeline a cell uses."""
-    from diffusers import StableDiffusionPipeline
-    from diffusers.utils import logging as dif_logging
-    from transformers.utils import logging as hf_logging
-
-    spec = models.resolve(base_model, family="sd")
-    source = models.fetch(spec)
-    kwargs: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
-    bars = dif_logging.is_progress_bar_enabled()
-    if spec.is_tiny and bars:
-        dif_logging.disable_progress_bar()
-        hf_logging.disable_progress_bar()
-    try:
-        pipe = StableDiffusionPipeline.from_pretrained(
-            source, dtype=dtype, safety_checker=None, feature_extractor=None,
-            requires_safety_checker=False, **kwargs)
-    except OSError as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise models.WeightsUnavailableError(
-            f"could not load {spec.name!r} ({spec.source}) for training: {first}. Check that "
-            f"models.load({base_model!r}, family='sd') works (it downloads the weights once), "
-            "or set HELPERS_TINY_MODELS=1 to run with tiny random models."
-        ) from err
-    finally:
-        if spec.is_tiny and bars:
-            dif_logging.enable_progress_bar()
-            hf_logging.enable_progress_bar()
+    pipe = models.load(base_model, device=device, dtype=dtype, family="sd",
+                       cached=False).model
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return pipe
 
 
 def _embed(pipe: Any, prompts: Sequence[str]) -> torch.Tensor:
@@ -1516,9 +1492,7 @@ def unload_lora(pipe: Any, adapter_name: str = ADAPTER) -> Any:
 def loss_curve(result: DreamBoothResult, smooth: int = 10) -> Image.Image:
     """The training loss (raw and smoothed), the prior loss and the evaluation loss by step."""
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from PIL import Image as PILImage
 
     from helpers import viz
 
@@ -1548,9 +1522,7 @@ def loss_curve(result: DreamBoothResult, smooth: int = 10) -> Image.Image:
     ax.set_ylabel("denoising loss (MSE)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return PILImage.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3].copy())
+    return viz.figure_image(fig)
 
 
 def validation_grid(result: DreamBoothResult, cell: int = 160) -> Image.Image:

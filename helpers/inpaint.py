@@ -121,6 +121,7 @@ class WorkRegion:
 
     @property
     def scale(self) -> float:
+        """Work-size pixels per photo pixel (the same on both axes)."""
         return self.size[0] / (self.box[2] - self.box[0])
 
 

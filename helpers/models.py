@@ -467,7 +467,7 @@ def default_dtype(family: str, device_name: str) -> Any:
 
 
 def load(name: str, device: str | None = None, dtype: Any = None,
-         family: str | None = None) -> Loaded:
+         family: str | None = None, cached: bool = True) -> Loaded:
     """Load a model once per kernel and return it (with its processor) on ``device``.
 
     Args:
@@ -476,6 +476,8 @@ def load(name: str, device: str | None = None, dtype: Any = None,
         dtype: None for the family default (float16 on CUDA for diffusion models,
             float32 otherwise), or a torch dtype.
         family: restrict ``name`` to one family (the lesson modules pass theirs).
+        cached: False loads a private copy, outside the per-kernel cache, for a caller
+            that changes the model (training adds adapters and drops parts).
 
     Raises:
         ValueError: unknown name or device, before anything is downloaded.
@@ -488,7 +490,7 @@ def load(name: str, device: str | None = None, dtype: Any = None,
     # tiny models live under HELPERS_CACHE, so a changed cache folder means another model
     source_key = str(cache_dir()) if spec.is_tiny else spec.source
     key = (spec.name, source_key, dev, str(dtype))
-    if key in _CACHE:
+    if cached and key in _CACHE:
         return _CACHE[key]
     source = fetch(spec)
     try:
@@ -504,7 +506,8 @@ def load(name: str, device: str | None = None, dtype: Any = None,
             raise
         raise _translate_hub_error(spec, err) from err
     loaded = Loaded(model, processor, replace(spec), source, dev, dtype)
-    _CACHE[key] = loaded
+    if cached:
+        _CACHE[key] = loaded
     return loaded
 
 

@@ -67,6 +67,8 @@ def device(prefer: str | None = None) -> str:
         return "cpu"
     name = str(prefer).strip().lower()
     kind, _, index = name.partition(":")
+    if kind == "cpu" and index.isdigit():  # torch names the CPU "cpu:0" (e.g. accelerate)
+        return "cpu"
     if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
         raise ValueError(
             f"device {prefer!r} is not one of 'cuda', 'cuda:N', 'mps', 'cpu'; "

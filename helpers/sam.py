@@ -255,32 +255,9 @@ class Segmenter:
             raise RuntimeError("no image is set: call seg.set_image(image) before predicting")
 
     def _check_points(self, points: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
-        w, h = self.image_size
-        pts = np.asarray(points, dtype=np.float64)
-        if pts.size == 0:
-            raise ValueError("points is empty; give at least one (x, y) point or None")
-        pts = pts.reshape(-1, 2) if pts.ndim == 1 and pts.size == 2 else pts
-        if pts.ndim != 2 or pts.shape[1] != 2:
-            raise ValueError(f"points must have shape (N, 2) as (x, y) pixels; got {pts.shape}")
-        if not np.isfinite(pts).all():
-            raise ValueError(f"points must be finite numbers; got {pts.tolist()}")
-        for x, y in pts:
-            if not (0 <= x < w and 0 <= y < h):
-                raise ValueError(
-                    f"point ({x:g}, {y:g}) is outside the {w}x{h} image; points are (x, y) "
-                    "pixels of the original image"
-                )
-        if labels is None:
-            raise ValueError(
-                f"{len(pts)} point(s) but no labels; give labels=[1, ...] (1 = include, "
-                "0 = exclude), one per point"
-            )
-        labs = np.asarray(labels).reshape(-1)
-        if len(labs) != len(pts):
-            raise ValueError(f"{len(pts)} points but {len(labs)} labels; give one label each")
-        if not np.isin(labs, (0, 1)).all():
-            raise ValueError(f"labels must be 1 (include) or 0 (exclude); got {labs.tolist()}")
-        return pts.astype(np.float32), labs.astype(np.int32)
+        from helpers.detections import check_points
+
+        return check_points(points, labels, self.image_size)
 
     def _check_box(self, box: Any) -> np.ndarray:
         w, h = self.image_size

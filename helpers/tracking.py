@@ -353,23 +353,15 @@ def comet_annotations(size: tuple[int, int], detections: Detections | None = Non
             polys = [{"points": _mask_polygons(m), "label": label, "score": round(float(s), 4)}
                      for m, label, s in zip(detections.masks, detections.labels, scores)]
             layers.append({"name": "masks", "data": [p for p in polys if p["points"]]})
-    if points is not None:
-        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        labs = (np.ones(len(pts), int) if labels is None
-                else np.asarray(labels).reshape(-1).astype(int))
-        if len(labs) != len(pts):
-            raise ValueError(f"{len(pts)} points but {len(labs)} labels; give one label each")
-        for x, y in pts:
-            if not (0 <= x < w and 0 <= y < h):
-                raise ValueError(
-                    f"point ({x:g}, {y:g}) is outside the {w}x{h} image; points are (x, y) "
-                    "pixels of the original image"
-                )
+    if points is not None and np.asarray(points).size:
+        from helpers.detections import check_points
+
+        pts, labs = check_points(points, labels, (w, h), default_label=1)
         r = max(2.0, max(w, h) / 200)
         data = []
         for (x, y), lab in zip(pts, labs):
-            x1, y1 = max(0.0, x - r), max(0.0, y - r)
-            x2, y2 = min(float(w), x + r), min(float(h), y + r)
+            x1, y1 = max(0.0, float(x) - r), max(0.0, float(y) - r)
+            x2, y2 = min(float(w), float(x) + r), min(float(h), float(y) + r)
             data.append({"boxes": [[x1, y1, x2 - x1, y2 - y1]],
                          "label": "include" if lab == 1 else "exclude", "score": 1.0})
         if data:

@@ -233,7 +233,8 @@ def side_by_side(images: Sequence[Any], captions: Sequence[str] | None = None,
     return grid(images, captions, cols=len(images), cell=cell)
 
 
-def _figure_to_image(fig: Any) -> Image.Image:
+def figure_image(fig: Any) -> Image.Image:
+    """A matplotlib ``Figure`` rendered (Agg, no pyplot state) to an RGB PIL image."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = FigureCanvasAgg(fig)
@@ -265,7 +266,7 @@ def heatmap(matrix: Any, row_labels: Sequence[str], col_labels: Sequence[str],
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _figure_to_image(fig)
+    return figure_image(fig)
 
 
 def bars(values: Any, labels: Sequence[str], title: str = "",
@@ -285,7 +286,7 @@ def bars(values: Any, labels: Sequence[str], title: str = "",
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _figure_to_image(fig)
+    return figure_image(fig)
 
 
 def _region(image: Image.Image, mask: Any) -> np.ndarray:

@@ -266,6 +266,7 @@ class PromptState:
                 "box": None if self.box is None else list(self.box)}
 
     def to_json(self) -> str:
+        """The prompts as JSON: size (w, h), points (x, y), labels and box, in pixels."""
         return json.dumps({"size": list(self.size), "points": [list(p) for p in self.points],
                            "labels": self.labels,
                            "box": None if self.box is None else list(self.box)})
@@ -327,14 +328,17 @@ class PointPicker:
     # ------------------------------------------------------------ state
     @property
     def points(self) -> list[tuple[float, float]]:
+        """[(x, y), ...] point prompts in original-image pixels."""
         return list(self.state.points)
 
     @property
     def labels(self) -> list[int]:
+        """[1 or 0, ...] one per point: 1 include, 0 exclude."""
         return list(self.state.labels)
 
     @property
     def box(self) -> tuple[float, float, float, float] | None:
+        """(x1, y1, x2, y2) box prompt in original-image pixels, or None."""
         return self.state.box
 
     def to_image(self, x: float, y: float) -> tuple[float, float]:
@@ -357,10 +361,12 @@ class PointPicker:
         self.update()
 
     def undo(self) -> None:
+        """Take back the last prompt change and update the mask."""
         if self.state.undo():
             self.update()
 
     def clear(self) -> None:
+        """Remove every prompt (undo brings them back)."""
         self.state.clear()
         self.update()
 
@@ -429,6 +435,7 @@ class PointPicker:
     # ------------------------------------------------------------ the view
     @property
     def widget(self) -> Any:
+        """The ipywidgets view, built on first use."""
         if self._view is None:
             self._view = self._build()
             self._refresh()
@@ -540,6 +547,7 @@ class ThresholdSlider:
         self.set_threshold(threshold)
 
     def set_threshold(self, value: float) -> None:
+        """Show the boxes scoring at least ``value`` (in [0, 1])."""
         if not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"threshold {value!r} must lie in [0, 1]")
         self.threshold = float(value)
@@ -548,6 +556,7 @@ class ThresholdSlider:
             self._refresh()
 
     def render(self) -> Image.Image:
+        """The photo with the kept boxes, long side at most ``display`` pixels."""
         from helpers import images, viz
 
         picture = viz.draw_boxes(self.image, self.detections)
@@ -564,6 +573,7 @@ class ThresholdSlider:
 
     @property
     def widget(self) -> Any:
+        """The ipywidgets view, built on first use."""
         if self._view is None:
             import ipywidgets as w
 

@@ -153,3 +153,10 @@ def test_corrupt_cached_checkpoint_is_fetched_again(serve: tuple[str, Path],
     dest.write_bytes(b"truncated")
     models.download(f"{url}/ckpt.pth", dest, sha256=digest, progress=False)
     assert models.sha256_file(dest) == digest
+
+
+def test_uncached_load_is_a_private_copy(tiny: None) -> None:
+    shared = models.load("tiny-sd", device="cpu")
+    private = models.load("tiny-sd", device="cpu", cached=False)
+    assert private.model is not shared.model
+    assert models.load("tiny-sd", device="cpu") is shared
