@@ -119,10 +119,12 @@ def run_hand_loop(model: str, folder: Path, steps: int) -> dict[str, Any]:
     from diffusers import DDPMScheduler, StableDiffusionPipeline
     from peft import LoraConfig
 
-    from helpers import dreambooth, images, models
+    from helpers import dreambooth, images, registry, weights
+    from helpers.dreambooth import data
+    from helpers.dreambooth.config import UNET_TARGETS
 
     cfg = config(model, folder, steps).checked()
-    source = models.fetch(models.resolve(cfg.base_model, family="sd"))
+    source = weights.fetch(registry.resolve(cfg.base_model, family="sd"))
     pipe = StableDiffusionPipeline.from_pretrained(source, safety_checker=None,
                                                    feature_extractor=None,
                                                    requires_safety_checker=False)
@@ -131,14 +133,14 @@ def run_hand_loop(model: str, folder: Path, steps: int) -> dict[str, Any]:
         module.requires_grad_(False)
     torch.manual_seed(cfg.seed)
     unet.add_adapter(LoraConfig(r=cfg.rank, lora_alpha=cfg.rank, init_lora_weights="gaussian",
-                                target_modules=list(dreambooth.UNET_TARGETS)))
+                                target_modules=list(UNET_TARGETS)))
     params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=1e-2)
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
 
     def pixels(path: Path) -> torch.Tensor:
-        square = dreambooth._square(images.load(path), cfg.resolution)
-        return dreambooth._to_tensor(square)
+        square = data.square(images.load(path), cfg.resolution)
+        return data.to_tensor(square)
 
     instance = [pixels(p) for p in dreambooth.instance_photos(cfg.instance_dir).paths]
     klass = [pixels(p) for p in dreambooth.class_images(cfg)]

@@ -40,13 +40,13 @@ def main() -> None:
     import torch
     from segment_anything import sam_model_registry
 
-    from helpers import images, models, runtime, sam, widgets
+    from helpers import images, models, registry, runtime, sam, widgets
     from helpers.detections import Detections
 
     device = runtime.device(args.device)
     torch.manual_seed(0)
     model = sam_model_registry[args.model](checkpoint=None).to(device).eval()
-    spec = models.REGISTRY[sam.NAMES[args.model]]
+    spec = registry.REGISTRY[registry.aliases("sam")[args.model]]
     seg = sam.Segmenter(models.Loaded(model, None, spec, "random weights", device,
                                       torch.float32))
     photo = images.sample("coffee")

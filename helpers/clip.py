@@ -24,27 +24,20 @@ def _as_list(items: Any, what: str) -> list[Any]:
     return items
 
 
-class Embedder:
+class Embedder(models.Pretrained):
     """Text and image embeddings from a CLIP model.
 
     Build it with ``Embedder.from_pretrained("clip-b32")``; the model is loaded once per
     kernel and shared by every ``Embedder`` of the same name and device.
     """
 
+    families = ("clip",)
+    default = "clip-b32"
+
     def __init__(self, loaded: models.Loaded) -> None:
-        self.loaded = loaded
+        super().__init__(loaded)
         self.model = loaded.model
         self.processor = loaded.processor
-        self.device = loaded.device
-
-    @classmethod
-    def from_pretrained(cls, name: str = "clip-b32", device: str | None = None) -> Embedder:
-        """Load the CLIP model ``name`` (see ``models.names("clip")``) on ``device``."""
-        return cls(models.load(name, device=device, family="clip"))
-
-    @property
-    def name(self) -> str:
-        return self.loaded.spec.name
 
     def embed_texts(self, texts: str | Sequence[str]) -> np.ndarray:
         """(N, D) float32 unit vectors for N texts."""

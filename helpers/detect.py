@@ -25,8 +25,6 @@ import numpy as np
 from helpers import images, models
 from helpers.detections import Detections
 
-NAMES = {"tiny": "tiny-owlvit", "tiny-owlvit": "tiny-owlvit", "tiny-owlv2": "tiny-owlv2",
-         "tiny-grounding-dino": "tiny-grounding-dino"}
 FAMILIES = ("owlvit", "owlv2", "grounding-dino")
 
 
@@ -138,33 +136,22 @@ def grounding_raw(logits: Any, pred_boxes: Any,
                     scores.cpu().numpy(), query.cpu().numpy(), square=False)
 
 
-class Detector:
-    """A text-prompted detector: ``detect(image, queries)`` → ``Detections``."""
+class Detector(models.Pretrained):
+    """A text-prompted detector: ``detect(image, queries)`` → ``Detections``.
+
+    ``Detector.from_pretrained(name)`` takes ``"owlvit-b32"`` (the default),
+    ``"owlvit-b16"``, ``"owlv2-b16"``, ``"grounding-dino-tiny"``, ``"grounding-dino-base"``,
+    or a tiny random model: ``"tiny"`` (OWL-ViT), ``"tiny-owlv2"``, ``"tiny-grounding-dino"``.
+    """
+
+    families = FAMILIES
+    default = "owlvit-b32"
 
     def __init__(self, loaded: models.Loaded) -> None:
-        if loaded.spec.family not in FAMILIES:
-            raise ValueError(f"{loaded.spec.name!r} is not a detector")
-        self.loaded = loaded
+        super().__init__(loaded)
         self.model = loaded.model
         self.processor = loaded.processor
-        self.device = loaded.device
         self.family = loaded.spec.family
-
-    @classmethod
-    def from_pretrained(cls, name: str = "owlvit-b32", device: str | None = None) -> Detector:
-        """Load a detector: ``owlvit-b32`` (default), ``owlvit-b16``, ``owlv2-b16``,
-        ``grounding-dino-tiny``, ``grounding-dino-base``, or ``tiny`` / ``tiny-owlv2`` /
-        ``tiny-grounding-dino`` (tiny random models)."""
-        registry_name = NAMES.get(name, name)
-        spec = models.REGISTRY.get(registry_name)
-        if spec is None or spec.family not in FAMILIES:
-            known = [n for n in models.REGISTRY if models.REGISTRY[n].family in FAMILIES]
-            raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(known)}")
-        return cls(models.load(registry_name, device=device, family=spec.family))
-
-    @property
-    def name(self) -> str:
-        return self.loaded.spec.name
 
     def raw(self, image: Any, queries: str | Sequence[str]) -> tuple[RawBoxes, tuple[int, int]]:
         """Every box the model proposes with its best query's score (no threshold), and the

@@ -16,52 +16,6 @@ from typing import Any
 import numpy as np
 
 
-def check_points(points: Any, labels: Any, image_size: tuple[int, int],
-                 default_label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Validate point prompts for an image of ``image_size`` = (width, height).
-
-    Args:
-        points: (N, 2) ``(x, y)`` pixels of the original image (one point may be (2,)).
-        labels: (N,) 1 = include, 0 = exclude; None uses ``default_label`` for every point,
-            and is an error when that is None too.
-
-    Returns:
-        (points (N, 2) float32, labels (N,) int32).
-
-    Raises:
-        ValueError: an empty or misshapen array, a point outside the image, labels of
-            another length or other than 0/1.
-    """
-    w, h = image_size
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.size == 0:
-        raise ValueError("points is empty; give at least one (x, y) point or None")
-    pts = pts.reshape(-1, 2) if pts.ndim == 1 and pts.size == 2 else pts
-    if pts.ndim != 2 or pts.shape[1] != 2:
-        raise ValueError(f"points must have shape (N, 2) as (x, y) pixels; got {pts.shape}")
-    if not np.isfinite(pts).all():
-        raise ValueError(f"points must be finite numbers; got {pts.tolist()}")
-    for x, y in pts:
-        if not (0 <= x < w and 0 <= y < h):
-            raise ValueError(
-                f"point ({x:g}, {y:g}) is outside the {w}x{h} image; points are (x, y) "
-                "pixels of the original image"
-            )
-    if labels is None:
-        if default_label is None:
-            raise ValueError(
-                f"{len(pts)} point(s) but no labels; give labels=[1, ...] (1 = include, "
-                "0 = exclude), one per point"
-            )
-        labels = [default_label] * len(pts)
-    labs = np.asarray(labels).reshape(-1)
-    if len(labs) != len(pts):
-        raise ValueError(f"{len(pts)} points but {len(labs)} labels; give one label each")
-    if not np.isin(labs, (0, 1)).all():
-        raise ValueError(f"labels must be 1 (include) or 0 (exclude); got {labs.tolist()}")
-    return pts.astype(np.float32), labs.astype(np.int32)
-
-
 def _as_boxes(xyxy: Any) -> np.ndarray:
     boxes = np.asarray(xyxy, dtype=np.float32)
     if boxes.size == 0:
@@ -196,6 +150,22 @@ class Detections:
     def __len__(self) -> int:
         return len(self.xyxy)
 
+    def is_empty(self) -> bool:
+        """True when there are no detections (an empty result flows through every step)."""
+        return len(self) == 0
+
+    def __eq__(self, other: object) -> bool:
+        """Same boxes, scores, labels, masks and mask scores (exactly)."""
+        if not isinstance(other, Detections):
+            return NotImplemented
+        return (np.array_equal(self.xyxy, other.xyxy)
+                and np.array_equal(self.scores, other.scores)
+                and self.labels == other.labels
+                and _same(self.masks, other.masks)
+                and _same(self.mask_scores, other.mask_scores))
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __iter__(self) -> Iterator[Detections]:
         for i in range(len(self)):
             yield self[i]
@@ -295,22 +265,61 @@ class Detections:
         return box_iou(torch.from_numpy(self.xyxy), torch.from_numpy(other.xyxy)).numpy()
 
     def box_masks(self, image_size: tuple[int, int]) -> np.ndarray:
-        """(N, H, W) bool: each box filled, for an image of ``image_size`` = (width, height)."""
+        """(N, H, W) bool: each box filled, for an image of ``image_size`` = (width, height).
+
+        Boxes are clipped to the image first; a box wholly outside gives an empty mask.
+        """
         w, h = image_size
         out = np.zeros((len(self), h, w), dtype=bool)
         for i, (x1, y1, x2, y2) in enumerate(self.clip((w, h)).xyxy.round().astype(int)):
             out[i, y1:y2, x1:x2] = True
         return out
 
+    def to_mask(self, image_size: tuple[int, int], boxes_if_no_masks: bool = False) -> np.ndarray:
+        """(H, W) bool: every pixel that a detection covers, for an image of ``image_size``.
+
+        Args:
+            image_size: (width, height) of the image the detections belong to.
+            boxes_if_no_masks: False (the default) uses the masks only, and no masks at all
+                is an error: a box is a much coarser region than the object. True fills the
+                box of every detection without a mask (no masks yet, or SAM returned an
+                empty one) instead, as blurring a face needs.
+
+        Raises:
+            ValueError: no masks (and ``boxes_if_no_masks`` is False), or masks of another
+                size than the image.
+        """
+        w, h = image_size
+        if self.masks is None:
+            if not boxes_if_no_masks:
+                raise ValueError(
+                    "these detections have no masks yet; add them with "
+                    "Segmenter.segment(detections), or pass boxes_if_no_masks=True to use "
+                    "the boxes themselves"
+                )
+            return np.asarray(self.box_masks((w, h)).any(axis=0))
+        if self.masks.shape[1:] != (h, w):
+            raise ValueError(
+                f"the masks are {self.masks.shape[2]}x{self.masks.shape[1]} but the image is "
+                f"{w}x{h}; use the image the detections were made for"
+            )
+        masks = self.masks
+        if boxes_if_no_masks and len(self):
+            empty = ~masks.reshape(len(self), -1).any(axis=1)
+            if empty.any():
+                masks = masks.copy()
+                masks[empty] = self[empty].box_masks((w, h))
+        return np.asarray(masks.any(axis=0)) if len(self) else np.zeros((h, w), dtype=bool)
+
     def union_mask(self) -> np.ndarray:
-        """(H, W) bool: the pixels covered by any mask (all False when there are none)."""
+        """(H, W) bool: the pixels covered by any mask; ``to_mask`` when the image size is
+        at hand."""
         if self.masks is None:
             raise ValueError(
                 "these detections have no masks yet; add them with Segmenter.segment(detections)"
             )
-        if self.masks.shape[0] == 0:
-            return np.zeros(self.masks.shape[1:], dtype=bool)
-        return np.asarray(self.masks.any(axis=0))
+        h, w = self.masks.shape[1:]
+        return self.to_mask((w, h))
 
     def with_masks(self, masks: Any, mask_scores: Any = None) -> Detections:
         """A copy with ``masks`` (N, H, W) and optional ``mask_scores`` (N,) attached."""
@@ -332,3 +341,9 @@ class Detections:
             {"label": lab, "score": float(s), "xyxy": [float(v) for v in box]}
             for box, s, lab in zip(self.xyxy, self.scores, self.labels)
         ]
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(np.array_equal(a, b))

@@ -1,17 +1,18 @@
-"""Text-to-image with Stable Diffusion, made reproducible: the image carries its recipe.
+"""Text-to-image with Stable Diffusion, made reproducible: each image carries its recipe.
 
-``text_to_image`` returns a PIL image whose ``info["helpers_recipe"]`` holds everything
-that made it (model, prompt, seed, steps, guidance, size, device). ``Run.log_image`` picks
-the recipe up by itself, and ``tracking.reproduce`` makes the same pixels again from it.
-The starting noise comes from a CPU generator seeded with ``seed``, so a seed means the
-same noise on every device.
+``Generator.from_pretrained("sd15").generate("a photo of a cat", seed=7)`` returns a PIL
+image whose ``info["helpers_recipe"]`` holds everything that made it (model, prompt, seed,
+steps, guidance, size, device). ``Run.log_image`` picks the recipe up by itself, and
+``tracking.reproduce`` makes the same pixels again from it. The starting noise comes from a
+CPU generator seeded with ``seed``, so a seed means the same noise on every device.
+``text_to_image(prompt, ...)`` is the same in one call.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from helpers import models, tracking
+from helpers import lora, models, runtime, tracking
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -33,48 +34,78 @@ def _check(prompt: str, steps: int, guidance_scale: float, height: int, width: i
         raise ValueError(f"seed {seed!r} must be a non-negative integer")
 
 
-@tracking.recipe("generate.text_to_image")
+class Generator(models.Pretrained):
+    """Stable Diffusion text-to-image whose images carry their recipe.
+
+    ``Generator.from_pretrained(name)`` takes ``"sd15"`` (the default) or ``"tiny"``. A
+    LoRA loads into it with ``lora.load(generator, folder)``; its images then carry no
+    recipe, since a model name alone cannot rebuild that pipeline.
+    """
+
+    families = ("sd",)
+    default = "sd15"
+
+    def __init__(self, loaded: models.Loaded, recipes: bool = True) -> None:
+        super().__init__(loaded)
+        self.pipe = loaded.model
+        self.recipes = recipes
+
+    @classmethod
+    def wrap(cls, pipe: Any) -> Generator:
+        """A ``Generator`` around a pipeline loaded elsewhere (its images carry no recipe)."""
+        spec = models.ModelSpec("user-pipeline", "sd", "user-pipeline")
+        return cls(models.Loaded(pipe, None, spec, "", str(pipe.device), pipe.dtype),
+                   recipes=False)
+
+    def generate(self, prompt: str, negative_prompt: str | None = None, seed: int = 0,
+                 steps: int = 30, guidance_scale: float = 7.5, height: int = 512,
+                 width: int = 512) -> Image.Image:
+        """One image from a text prompt, carrying its recipe in ``image.info``.
+
+        Args:
+            prompt, negative_prompt: what to draw, and what to steer away from.
+            seed: the starting noise; the same seed and settings give the same pixels.
+            steps, guidance_scale: denoising steps and classifier-free guidance strength.
+            height, width: output size in pixels, multiples of 8.
+        """
+        _check(prompt, steps, guidance_scale, height, width, seed)
+        out = self.pipe(prompt=prompt, negative_prompt=negative_prompt,
+                        num_inference_steps=steps, guidance_scale=guidance_scale,
+                        height=height, width=width, generator=runtime.generator(seed))
+        image = out.images[0]
+        if not self.recipes or lora.has_adapters(self.pipe):
+            return image
+        from importlib.metadata import version
+
+        args = {"prompt": prompt, "model": self.name, "negative_prompt": negative_prompt,
+                "seed": seed, "steps": steps, "guidance_scale": float(guidance_scale),
+                "height": height, "width": width, "device": self.device}
+        context = {"revision": self.spec.revision,
+                   "dtype": str(self.pipe.dtype).replace("torch.", ""),
+                   "scheduler": type(self.pipe.scheduler).__name__,
+                   "diffusers": version("diffusers")}
+        return tracking.Recipe(tracking.kind_of(Generator.generate), args,
+                               context=context).attach(image)
+
+
+@tracking.recipe(Generator.generate)
+def _remake(model: str, device: str, **settings: Any) -> Image.Image:
+    return Generator.from_pretrained(model, device=device).generate(**settings)
+
+
 def text_to_image(prompt: str, model: str = "sd15", negative_prompt: str | None = None,
                   seed: int = 0, steps: int = 30, guidance_scale: float = 7.5,
                   height: int = 512, width: int = 512, device: str | None = None,
                   pipe: Any = None) -> Image.Image:
-    """One image from a text prompt, carrying its recipe in ``image.info``.
+    """One image from a text prompt: ``Generator.from_pretrained(model).generate(...)``.
 
     Args:
-        prompt: what to draw.
         model: a text-to-image registry name (``models.names("sd")``); tiny in tiny mode.
-        seed: the starting noise; the same seed and settings give the same pixels.
-        steps, guidance_scale: denoising steps and classifier-free guidance strength.
-        height, width: output size in pixels, multiples of 8.
-        pipe: an already loaded pipeline to use instead of ``model`` (e.g. with a LoRA);
-            its images carry no recipe, since a name cannot rebuild that pipeline.
+        pipe: an already loaded pipeline to use instead of ``model``; its images carry no
+            recipe, since a name cannot rebuild that pipeline.
     """
-    import torch
-
     _check(prompt, steps, guidance_scale, height, width, seed)
-    own_pipe = pipe is None
-    if pipe is None:
-        loaded = models.load(model, device=device, family="sd")
-        pipe, model, dev = loaded.model, loaded.spec.name, loaded.device
-    else:
-        dev = str(pipe.device)
-    generator = torch.Generator("cpu").manual_seed(seed)
-    out = pipe(prompt=prompt, negative_prompt=negative_prompt, num_inference_steps=steps,
-               guidance_scale=guidance_scale, height=height, width=width,
-               generator=generator)
-    image = out.images[0]
-    # a caller's pipeline, or a cached one carrying a LoRA, cannot be rebuilt from a name
-    if own_pipe and not models.has_adapters(pipe):
-        from importlib.metadata import version
-
-        image.info[tracking.RECIPE_KEY] = {
-            "kind": "generate.text_to_image",
-            "args": {"prompt": prompt, "model": model, "negative_prompt": negative_prompt,
-                     "seed": seed, "steps": steps, "guidance_scale": float(guidance_scale),
-                     "height": height, "width": width, "device": dev},
-            "context": {"revision": models.REGISTRY[model].revision if model in models.REGISTRY
-                        else None, "dtype": str(pipe.dtype).replace("torch.", ""),
-                        "scheduler": type(pipe.scheduler).__name__,
-                        "diffusers": version("diffusers")},
-        }
-    return image
+    generator = (Generator.from_pretrained(model, device=device) if pipe is None
+                 else Generator.wrap(pipe))
+    return generator.generate(prompt, negative_prompt, seed, steps, guidance_scale, height,
+                              width)

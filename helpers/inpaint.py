@@ -18,22 +18,19 @@ noise for every value.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from helpers import images, models, tracking
+from helpers import images, lora, models, runtime, tracking
 
 if TYPE_CHECKING:
     from helpers.tracking import Run
 
-NAMES = {"sd2": "sd2-inpaint", "sd15": "sd15-inpaint", "tiny": "tiny-sd-inpaint"}
 SWEEPABLE = ("seed", "steps", "guidance_scale", "strength", "negative_prompt", "prompt",
              "grow", "feather", "resolution")
 
@@ -52,9 +49,7 @@ def as_mask(mask: Any, size: tuple[int, int]) -> np.ndarray:
 
     w, h = size
     if isinstance(mask, Detections):
-        if mask.masks is None:
-            raise ValueError("these detections have no masks; run Segmenter.segment first")
-        arr = mask.union_mask() if len(mask) else np.zeros((h, w), bool)
+        arr = mask.to_mask(size)
     elif isinstance(mask, Image.Image):
         arr = np.asarray(mask.convert("L"))
     else:
@@ -148,32 +143,6 @@ def work_region(mask: np.ndarray, native: int, margin: float = 0.25,
     return WorkRegion((x1, y1, x1 + need_w, y1 + need_h), (tw, th))
 
 
-# ---------------------------------------------------------------- inputs kept for recipes
-
-def _store(img: Image.Image) -> dict[str, str]:
-    """Keep a copy of an input by content, so a recipe can point at it."""
-    data = img.tobytes()
-    digest = hashlib.sha256(f"{img.mode}{img.size}".encode() + data).hexdigest()
-    folder = models.cache_dir() / "inputs"
-    path = folder / f"{digest[:32]}.png"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.png")
-        img.save(tmp)
-        tmp.replace(path)
-    return {"file": str(path), "sha256": digest}
-
-
-def _restore(ref: dict[str, str]) -> Image.Image:
-    path = Path(ref["file"])
-    if not path.exists():
-        raise FileNotFoundError(
-            f"the recipe's input {path} is gone (it lives in the helpers cache); the image "
-            "cannot be made again without it"
-        )
-    return Image.open(path).copy()
-
-
 # ---------------------------------------------------------------- the inpainter
 
 def _check(steps: int, guidance_scale: float, strength: float, num_images: int, grow: int,
@@ -201,37 +170,26 @@ def _check(steps: int, guidance_scale: float, strength: float, num_images: int, 
         )
 
 
-class Inpainter:
-    """Stable Diffusion inpainting with exact compositing and reproducible outputs."""
+class Inpainter(models.Pretrained):
+    """Stable Diffusion inpainting with exact compositing and reproducible outputs.
 
-    def __init__(self, loaded: models.Loaded) -> None:
-        self.loaded = loaded
+    ``Inpainter.from_pretrained(name)`` takes ``"sd2-inpaint"`` (the default; also
+    ``"sd2"``), ``"sd15-inpaint"`` (also ``"sd15"``) or ``"tiny"``. float16 on CUDA, float32
+    elsewhere. On a GPU attention slicing is switched on, and ``cpu_offload=True`` keeps
+    only the running sub-model on the GPU (for small cards).
+    """
+
+    families = ("sd-inpaint",)
+    default = "sd2-inpaint"
+
+    def __init__(self, loaded: models.Loaded, cpu_offload: bool = False) -> None:
+        super().__init__(loaded)
         self.pipe = loaded.model
-        self.device = loaded.device
         self.native = int(self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor)
-
-    @classmethod
-    def from_pretrained(cls, name: str = "sd2-inpaint", device: str | None = None,
-                        dtype: Any = None, cpu_offload: bool = False) -> Inpainter:
-        """Load an inpainting model: ``sd2-inpaint`` (default), ``sd15-inpaint`` or ``tiny``.
-
-        float16 on CUDA, float32 elsewhere. On a GPU, attention slicing is switched on, and
-        ``cpu_offload=True`` keeps only the running sub-model on the GPU (for small cards).
-        """
-        registry_name = NAMES.get(name, name)
-        if registry_name not in models.names("sd-inpaint"):
-            raise ValueError(f"unknown inpainting model {name!r}; choose one of "
-                             f"{', '.join(models.names('sd-inpaint'))} (or 'tiny')")
-        loaded = models.load(registry_name, device=device, dtype=dtype, family="sd-inpaint")
-        if loaded.device.startswith("cuda"):
-            loaded.model.enable_attention_slicing()
+        if self.device.startswith("cuda"):
+            self.pipe.enable_attention_slicing()
             if cpu_offload:
-                loaded.model.enable_model_cpu_offload()
-        return cls(loaded)
-
-    @property
-    def name(self) -> str:
-        return self.loaded.spec.name
+                self.pipe.enable_model_cpu_offload()
 
     def _prompt_tokens(self, text: str | None) -> int:
         if not text:
@@ -294,30 +252,26 @@ class Inpainter:
         self._check_prompts(prompt, negative_prompt)
         photo, raw, grown, weights, region = self.prepare(image, mask, grow, feather, margin,
                                                           crop, resolution)
-        photo_ref = _store(photo)
-        mask_ref = _store(Image.fromarray(raw.astype(np.uint8) * 255))
+        mask_image = Image.fromarray(raw.astype(np.uint8) * 255)
         outputs = []
-        adapted = models.has_adapters(self.pipe)  # a LoRA: a name cannot rebuild this pipeline
+        adapted = lora.has_adapters(self.pipe)  # a LoRA: a name cannot rebuild this pipeline
         for i in range(num_images):
             out = self._generate(photo, grown, weights, region, prompt, negative_prompt,
                                  seed + i, steps, guidance_scale, strength)
             outputs.append(out)
             if adapted:
                 continue
-            out.info[tracking.RECIPE_KEY] = {
-                "kind": "inpaint.inpaint",
-                "args": {"image": photo_ref, "mask": mask_ref,
-                    "prompt": prompt, "negative_prompt": negative_prompt, "seed": seed + i,
+            args = {"prompt": prompt, "negative_prompt": negative_prompt, "seed": seed + i,
                     "steps": steps, "guidance_scale": float(guidance_scale),
                     "strength": float(strength), "grow": grow, "feather": feather,
                     "margin": margin, "crop": crop, "resolution": resolution,
-                    "model": self.name,
-                    "device": self.device},
-                "context": {"revision": self.loaded.spec.revision,
-                            "dtype": str(self.pipe.dtype).replace("torch.", ""),
-                            "scheduler": type(self.pipe.scheduler).__name__,
-                            "work_region": list(region.box), "work_size": list(region.size)},
-            }
+                    "model": self.name, "device": self.device}
+            context = {"revision": self.spec.revision,
+                       "dtype": str(self.pipe.dtype).replace("torch.", ""),
+                       "scheduler": type(self.pipe.scheduler).__name__,
+                       "work_region": list(region.box), "work_size": list(region.size)}
+            tracking.Recipe(tracking.kind_of(Inpainter.inpaint), args,
+                            {"image": photo, "mask": mask_image}, context).attach(out)
         return outputs
 
     def _generate(self, photo: Image.Image, grown: np.ndarray, weights: np.ndarray,
@@ -330,7 +284,7 @@ class Inpainter:
         crop_img = photo.crop(region.box).resize((tw, th), Image.Resampling.LANCZOS)
         crop_mask = Image.fromarray(grown[y1:y2, x1:x2].astype(np.uint8) * 255).resize(
             (tw, th), Image.Resampling.NEAREST)
-        generator = torch.Generator("cpu").manual_seed(int(seed))
+        generator = runtime.generator(int(seed))
         with torch.inference_mode():
             result = self.pipe(prompt=prompt, negative_prompt=negative_prompt, image=crop_img,
                                mask_image=crop_mask, height=th, width=tw,
@@ -393,12 +347,12 @@ def composite(photo: Image.Image, painted: Image.Image, weights: np.ndarray,
     return Image.fromarray(base)
 
 
-@tracking.recipe("inpaint.inpaint")
-def _reproduce(image: dict[str, str], mask: dict[str, str], model: str, device: str,
-               **settings: Any) -> Image.Image:
+@tracking.recipe(Inpainter.inpaint)
+def _remake(image: Image.Image, mask: Image.Image, model: str, device: str,
+            **settings: Any) -> Image.Image:
     inpainter = Inpainter.from_pretrained(model, device=device)
-    restored_mask = np.asarray(_restore(mask).convert("L")) > 127
-    return inpainter.inpaint(_restore(image), restored_mask, **settings)[0]
+    restored_mask = np.asarray(mask.convert("L")) > 127
+    return inpainter.inpaint(image.convert("RGB"), restored_mask, **settings)[0]
 
 
 def difference(a: Any, b: Any) -> np.ndarray:

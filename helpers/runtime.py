@@ -1,8 +1,10 @@
 """Where and how models run: device and dtype choice, seeding, tiny mode and threads.
 
-The device order is cuda → mps → cpu. Half precision (float16) is used on CUDA only: on
-the CPU it is slow or unsupported, and on Apple's MPS several course models give wrong
-results in float16. Tiny mode (``HELPERS_TINY_MODELS=1``) swaps every model for a tiny
+The device order is cuda → mps → cpu. One dtype policy (``dtype``): the diffusion
+pipelines run in half precision (float16) on CUDA, every other model (SAM, CLIP, the
+detectors) runs in float32 everywhere: SAM's mask decoder is not reliable in half precision,
+float16 is slow or unsupported on a CPU, and on Apple's MPS several course models give wrong
+results in it. Tiny mode (``HELPERS_TINY_MODELS=1``) swaps every model for a tiny
 random one built in code (see ``helpers.tiny``), so lessons run anywhere in seconds.
 """
 
@@ -95,12 +97,17 @@ def device(prefer: str | None = None) -> str:
     return name
 
 
-def dtype(device_name: str | None = None) -> torch.dtype:
-    """The default floating dtype for ``device_name``: float16 on CUDA, float32 elsewhere."""
+def dtype(device_name: str | None = None, diffusion: bool = False) -> torch.dtype:
+    """The floating dtype for a model on ``device_name`` (None: the best device present).
+
+    Args:
+        diffusion: True for a Stable Diffusion pipeline, which runs in float16 on CUDA;
+            everything else runs in float32 on every device.
+    """
     import torch
 
     name = device(device_name) if device_name is None else str(device_name)
-    return torch.float16 if name.startswith("cuda") else torch.float32
+    return torch.float16 if diffusion and name.startswith("cuda") else torch.float32
 
 
 def seed_everything(seed: int) -> int:
@@ -120,11 +127,15 @@ def seed_everything(seed: int) -> int:
 
 
 def generator(seed: int, device_name: str = "cpu") -> torch.Generator:
-    """A torch generator on ``device_name`` seeded with ``seed`` (for diffusers' ``generator=``)."""
+    """A torch generator on ``device_name`` seeded with ``seed`` (for diffusers' ``generator=``).
+
+    The default, a CPU generator, draws the same numbers on every machine: a seed then means
+    the same starting noise whatever device the model runs on.
+    """
     import torch
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed {seed!r} must be a non-negative integer")
+        raise ValueError(f"seed {seed!r} must be a non-negative integer below 2**63")
     gen = torch.Generator(device=device_name)
     gen.manual_seed(seed)
     return gen
@@ -147,13 +158,15 @@ def set_threads(n: int | None = None) -> int:
 
 
 def describe() -> dict[str, Any]:
-    """What this kernel runs on: device, dtype, tiny mode, torch version and threads."""
+    """What this kernel runs on: device, the dtypes of ``dtype``'s policy (models, diffusion
+    pipelines), tiny mode, torch version and threads."""
     import torch
 
     dev = device()
     info: dict[str, Any] = {
         "device": dev,
         "dtype": str(dtype(dev)).replace("torch.", ""),
+        "diffusion_dtype": str(dtype(dev, diffusion=True)).replace("torch.", ""),
         "tiny_mode": tiny_mode(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from helpers import images, models
+from helpers.prompts import Prompt
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from helpers.detections import Detections
 
-NAMES = {"vit_b": "sam-vit-b", "vit_l": "sam-vit-l", "vit_h": "sam-vit-h", "tiny": "tiny-sam"}
 # Boxes decoded per call in segment(): on a CPU one box at a time was faster than a batch
 # (see benchmarks/sam_latency.py); on a GPU a batch is the fast path.
 BATCH_SIZE = {"cpu": 1, "mps": 4, "cuda": 16}
@@ -94,47 +94,35 @@ class _Embedding:
     input_size: tuple[int, int]  # (h, w) after resizing the long side
 
 
-class Segmenter:
+class Segmenter(models.Pretrained):
     """Segment Anything: one image embedding, many cheap prompts.
+
+    ``Segmenter.from_pretrained(name)`` takes ``"sam-vit-b"`` (the default; also
+    ``"vit_b"``), ``"sam-vit-l"``/``"vit_l"``, ``"sam-vit-h"``/``"vit_h"`` or ``"tiny"``.
+    The official checkpoint is downloaded once (with a progress bar), checked against its
+    published SHA-256, cached, and loaded once per kernel.
 
     >>> seg = Segmenter.from_pretrained("vit_b")      # doctest: +SKIP
     >>> seg.set_image(images.sample("chelsea"))       # doctest: +SKIP
     >>> result = seg.predict(points=[[265, 238]], labels=[1])  # doctest: +SKIP
     """
 
+    families = ("sam",)
+    default = "sam-vit-b"
+
     def __init__(self, loaded: models.Loaded, cache_size: int = 8) -> None:
         from segment_anything import SamPredictor
 
-        if cache_size < 1:
-            raise ValueError(f"cache_size {cache_size!r} must be at least 1")
-        self.loaded = loaded
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise ValueError(f"cache_size {cache_size!r} must be an integer >= 1")
+        super().__init__(loaded)
         self.model = loaded.model
-        self.device = loaded.device
         self.predictor = SamPredictor(self.model)
         self.cache_size = cache_size
         self.encoder_calls = 0
         self._cache: OrderedDict[str, _Embedding] = OrderedDict()
         self._key: str | None = None
         self._image: Image.Image | None = None
-
-    @classmethod
-    def from_pretrained(cls, name: str = "vit_b", device: str | None = None,
-                        cache_size: int = 8) -> Segmenter:
-        """Load SAM: ``vit_b`` (default), ``vit_l``, ``vit_h`` or ``tiny``.
-
-        The official checkpoint is downloaded once (with a progress bar), checked against
-        its published SHA-256, cached, and loaded once per kernel.
-        """
-        registry_name = NAMES.get(name, name)
-        if registry_name not in models.names("sam"):
-            raise ValueError(
-                f"unknown SAM model {name!r}; choose one of {', '.join(NAMES)}"
-            )
-        return cls(models.load(registry_name, device=device, family="sam"), cache_size)
-
-    @property
-    def name(self) -> str:
-        return self.loaded.spec.name
 
     @property
     def image(self) -> Image.Image | None:
@@ -254,40 +242,26 @@ class Segmenter:
         if self._image is None:
             raise RuntimeError("no image is set: call seg.set_image(image) before predicting")
 
-    def _check_points(self, points: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
-        from helpers.detections import check_points
+    def _mask_size(self) -> tuple[int, int]:
+        side = int(self.model.image_encoder.img_size) // 4
+        return (side, side)
 
-        return check_points(points, labels, self.image_size)
-
-    def _check_box(self, box: Any) -> np.ndarray:
-        w, h = self.image_size
-        b = np.asarray(box, dtype=np.float64).reshape(-1)
-        if b.shape != (4,) or not np.isfinite(b).all():
-            raise ValueError(f"box must be [x1, y1, x2, y2] pixels; got {np.asarray(box).tolist()}")
-        x1, y1, x2, y2 = b
-        if x2 <= x1 or y2 <= y1:
+    def prompt(self, points: Any = None, labels: Any = None, box: Any = None,
+               mask: Any = None) -> Prompt:
+        """A ``Prompt`` for the current image, checked (including the mask's shape)."""
+        self._require_image()
+        prompt = Prompt(self.image_size, points, labels, box, mask)
+        if prompt.mask is not None and prompt.mask.shape[1:] != self._mask_size():
+            h, w = self._mask_size()
             raise ValueError(
-                f"box {b.tolist()} needs x2 > x1 and y2 > y1; boxes are [x1, y1, x2, y2] "
-                "pixels (for [x, y, w, h] use Detections.from_xywh(...).xyxy[0])"
+                f"mask must be low-resolution logits of shape (1, {h}, {w}) as in "
+                f"result.logits[i:i+1]; got {prompt.mask.shape}"
             )
-        if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
-            raise ValueError(f"box {b.tolist()} reaches outside the {w}x{h} image")
-        return b.astype(np.float32)
-
-    def _check_mask(self, mask: Any) -> np.ndarray:
-        size = tuple(int(s) // 4 for s in (self.model.image_encoder.img_size,) * 2)
-        m = np.asarray(mask, dtype=np.float32)
-        if m.ndim == 2:
-            m = m[None]
-        if m.shape != (1, *size):
-            raise ValueError(
-                f"mask must be low-resolution logits of shape (1, {size[0]}, {size[1]}) as in "
-                f"result.logits[i:i+1]; got {m.shape}"
-            )
-        return m
+        return prompt
 
     def predict(self, points: Any = None, labels: Any = None, box: Any = None,
-                mask: Any = None, multimask: bool = True) -> SamResult:
+                mask: Any = None, multimask: bool = True,
+                prompt: Prompt | None = None) -> SamResult:
         """Masks for a prompt on the current image, best first.
 
         Args:
@@ -297,6 +271,7 @@ class Segmenter:
             mask: (1, h, w) logits from an earlier result (``result.best_logits``) to refine.
             multimask: True returns three candidates (whole, part, sub-part) for an
                 ambiguous prompt such as one point; False returns one mask.
+            prompt: a ``Prompt`` instead of the four values above.
 
         Raises:
             RuntimeError: no image was set.
@@ -305,20 +280,23 @@ class Segmenter:
         import torch
 
         self._require_image()
-        if labels is not None and points is None:
-            raise ValueError("labels were given without points")
-        if points is None and box is None and mask is None:
+        if prompt is None:
+            prompt = self.prompt(points, labels, box, mask)
+        elif any(v is not None for v in (points, labels, box, mask)):
+            raise ValueError("give either prompt= or points/labels/box/mask, not both")
+        elif prompt.size != self.image_size:
+            raise ValueError(f"the prompt was made for a {prompt.size[0]}x{prompt.size[1]} "
+                             f"image, not this {self.image_size[0]}x{self.image_size[1]} one")
+        if prompt.is_empty():
             raise ValueError("give at least one prompt: points= with labels=, box=, or mask=")
-        pts, labs = self._check_points(points, labels) if points is not None else (None, None)
-        b = self._check_box(box) if box is not None else None
-        m = self._check_mask(mask) if mask is not None else None
         with torch.inference_mode():
             masks, scores, logits = self.predictor.predict(
-                point_coords=pts, point_labels=labs, box=b, mask_input=m,
-                multimask_output=bool(multimask))
+                point_coords=prompt.points, point_labels=prompt.labels, box=prompt.box,
+                mask_input=prompt.mask, multimask_output=bool(multimask))
         order = np.argsort(-scores, kind="stable")
         return SamResult(masks[order].astype(bool), scores[order].astype(np.float32),
-                         logits[order].astype(np.float32), pts, labs, b)
+                         logits[order].astype(np.float32), prompt.points, prompt.labels,
+                         prompt.box)
 
     def segment(self, detections: Detections, image: Any = None,
                 batch_size: int | None = None) -> Detections:
@@ -332,6 +310,10 @@ class Segmenter:
         """
         import torch
 
+        if batch_size is not None and (isinstance(batch_size, bool)
+                                       or not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size {batch_size!r} must be an integer >= 1, or None "
+                             "to choose by device")
         if image is not None:
             self.set_image(image)
         self._require_image()
@@ -345,9 +327,7 @@ class Segmenter:
             raise ValueError(
                 f"box {i} {detections.xyxy[i].tolist()} has no area inside the {w}x{h} image"
             )
-        size = batch_size or BATCH_SIZE.get(self.device.split(":")[0], 1)
-        if size < 1:
-            raise ValueError(f"batch_size {batch_size!r} must be at least 1")
+        size = BATCH_SIZE.get(self.device.split(":")[0], 1) if batch_size is None else batch_size
         masks, scores = [], []
         with torch.inference_mode():
             for start in range(0, len(boxes), size):

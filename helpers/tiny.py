@@ -4,7 +4,7 @@ Tiny mode (``HELPERS_TINY_MODELS=1``) and the tests swap every real model for a 
 the same family: the same classes (``CLIPModel``, ``Owlv2ForObjectDetection``, SAM's ``Sam``,
 ``StableDiffusionInpaintPipeline``, ...) with a few thousand random weights instead of
 millions of trained ones. Nothing is downloaded: every config, tokenizer vocabulary and
-weight is made here, saved to a folder under ``models.cache_dir() / "tiny"``, and loaded
+weight is made here, saved to a folder under ``registry.cache_dir() / "tiny"``, and loaded
 back by ``helpers.models`` through exactly the loader that reads real weights. The outputs
 are meaningless (the weights are random) but have the real shapes and types, so every cell
 of a lesson runs, in seconds, on any laptop.
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helpers import models
+from helpers import registry
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -68,7 +68,7 @@ WORDS: tuple[str, ...] = tuple(_WORDS_TEXT.split())
 def folder_for(family: str) -> Path:
     """The folder where ``family``'s tiny model lives (whether or not it is built yet)."""
     _check_family(family)
-    return models.cache_dir() / "tiny" / f"{family}-v{VERSION}"
+    return registry.cache_dir() / "tiny" / f"{family}-v{VERSION}"
 
 
 def ensure(family: str) -> Path:
@@ -79,13 +79,13 @@ def ensure(family: str) -> Path:
     If another process finishes first, its folder is used and this one is discarded.
 
     Args:
-        family: one of ``models.FAMILIES``.
+        family: one of ``registry.FAMILIES``.
 
     Returns:
         The folder, ready for the family's loader in ``helpers.models``.
 
     Raises:
-        ValueError: ``family`` is not one of ``models.FAMILIES``.
+        ValueError: ``family`` is not one of ``registry.FAMILIES``.
     """
     folder = folder_for(family)
     if (folder / MARKER).exists():
@@ -125,7 +125,7 @@ def build(family: str, folder: Path) -> Path:
     Builds are deterministic: the same code and library versions give the same weights.
 
     Raises:
-        ValueError: ``family`` is not one of ``models.FAMILIES``.
+        ValueError: ``family`` is not one of ``registry.FAMILIES``.
     """
     _check_family(family)
     import torch
@@ -136,7 +136,7 @@ def build(family: str, folder: Path) -> Path:
     libraries: tuple[str, ...] = ("transformers",)  # whose progress bars to silence
     if family == "sam":
         libraries = ()
-    elif family in models.DIFFUSION_FAMILIES:
+    elif family in registry.DIFFUSION_FAMILIES:
         libraries = ("transformers", "diffusers")
     with _quiet(libraries), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -145,9 +145,9 @@ def build(family: str, folder: Path) -> Path:
 
 
 def _check_family(family: str) -> None:
-    if family not in models.FAMILIES:
+    if family not in registry.FAMILIES:
         raise ValueError(
-            f"no tiny model for family {family!r}; choose one of {', '.join(models.FAMILIES)}"
+            f"no tiny model for family {family!r}; choose one of {', '.join(registry.FAMILIES)}"
         )
 
 

@@ -290,22 +290,17 @@ def bars(values: Any, labels: Sequence[str], title: str = "",
 
 
 def _region(image: Image.Image, mask: Any) -> np.ndarray:
-    """(H, W) bool region from a mask array or a ``Detections`` (its masks, else its boxes)."""
+    """(H, W) bool region from a mask array or a ``Detections`` (its masks, and the box of
+    every detection without one: a face to blur must not slip through)."""
     from helpers.detections import Detections
 
     w, h = image.size
     if isinstance(mask, Detections):
-        if mask.masks is not None:
-            region = mask.union_mask() if len(mask) else np.zeros((h, w), bool)
-        else:
-            region = np.zeros((h, w), bool)
-            for x1, y1, x2, y2 in mask.clip((w, h)).xyxy.round().astype(int):
-                region[y1:y2, x1:x2] = True
-    else:
-        region = np.asarray(mask)
-        if region.ndim == 3:
-            region = np.asarray(region.any(axis=0))
-        region = np.asarray(region, dtype=bool)
+        return mask.to_mask((w, h), boxes_if_no_masks=True)
+    region = np.asarray(mask)
+    if region.ndim == 3:
+        region = np.asarray(region.any(axis=0))
+    region = np.asarray(region, dtype=bool)
     if region.shape != (h, w):
         raise ValueError(
             f"mask has shape {region.shape}; expected ({h}, {w}) for a {w}x{h} image"

@@ -169,3 +169,42 @@ def test_iou() -> None:
 def test_box_masks() -> None:
     m = Detections([[1, 2, 4, 3], [0, 0, 10, 10]]).box_masks((6, 5))
     assert m.shape == (2, 5, 6) and m[0].sum() == 3 and m[0, 2, 1:4].all() and m[1].all()
+
+
+def test_equality_and_is_empty() -> None:
+    a, b = dets(masks=True), dets(masks=True)
+    assert a == b and a is not b
+    assert a != dets()  # masks on one side only
+    assert a != a[[0, 1]] and a[[0, 1]] == b[[0, 1]]
+    moved = Detections(a.xyxy + 1, a.scores, a.labels, a.masks, a.mask_scores)
+    relabelled = Detections(a.xyxy, a.scores, ["x", "y", "z"], a.masks, a.mask_scores)
+    assert a != moved and a != relabelled
+    assert (a == "not detections") is False
+    assert Detections.empty().is_empty() and not a.is_empty() and a[a.scores > 1].is_empty()
+    with pytest.raises(TypeError):
+        hash(a)
+
+
+def test_to_mask_uses_masks_and_boxes_only_when_asked() -> None:
+    segmented = dets(masks=True)
+    union = segmented.to_mask((48, 32))
+    assert union.shape == (32, 48) and union.sum() == 100 + 200  # box 2 lies inside box 0
+    assert np.array_equal(union, segmented.masks.any(axis=0))  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="no masks yet.*boxes_if_no_masks=True"):
+        dets().to_mask((48, 32))
+    boxes = dets().to_mask((48, 32), boxes_if_no_masks=True)
+    assert np.array_equal(boxes, union)  # these masks are exactly their boxes
+    with pytest.raises(ValueError, match="masks are 48x32 but the image is 40x32"):
+        segmented.to_mask((40, 32))
+
+
+def test_to_mask_fills_the_box_of_an_empty_mask_when_asked() -> None:
+    segmented = dets(masks=True)
+    segmented.masks[1] = False  # type: ignore[index]  # SAM found nothing in box 1
+    strict = segmented.to_mask((48, 32))
+    assert not strict[20:30, 20:40].any()
+    lenient = segmented.to_mask((48, 32), boxes_if_no_masks=True)
+    assert lenient[20:30, 20:40].all() and lenient.sum() == strict.sum() + 200
+    assert not Detections.empty((48, 32)).to_mask((48, 32)).any()
+    outside = Detections([[100, 100, 120, 120]]).to_mask((48, 32), boxes_if_no_masks=True)
+    assert not outside.any()  # clipped to the image first: nothing inside

@@ -17,7 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import dreambooth, images, models, tracking
+from helpers import compat, dreambooth, generate, images, inpaint, lora, models, tracking, widgets
+from helpers.dreambooth import cli
+from helpers.dreambooth.config import IMAGE_SUFFIXES
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(resolution=64, num_class_images=2, sample_steps=2, learning_rate=3e-2)
@@ -85,7 +87,7 @@ def test_run_folder_and_tracking(trained: tuple[dreambooth.DreamBoothResult, Any
     assert (result.lora_dir / dreambooth.LORA_FILE).is_file()
     info = json.loads((result.lora_dir / dreambooth.INFO_FILE).read_text())
     assert info["steps"] == 40 and info["identifier"] == "sks"
-    assert [s for s, _ in dreambooth._checkpoints(result.output_dir)] == [20, 40]
+    assert [s for s, _ in dreambooth.saved_checkpoints(result.output_dir)] == [20, 40]
     # validation with and without the identifier at steps 0, 20 and 40
     assert result.validation_steps() == [0, 20, 40]
     assert {(v.prompt, v.with_identifier) for v in result.validation} == {
@@ -150,12 +152,42 @@ def test_load_lora_errors(tmp_path: Path, trained: tuple[dreambooth.DreamBoothRe
 
     with pytest.raises(FileNotFoundError, match="no LoRA in .*pytorch_lora_weights"):
         dreambooth.load_lora(fresh_pipe("sd"), tmp_path)
-    other = SimpleNamespace(unet=SimpleNamespace(config=SimpleNamespace(cross_attention_dim=1024)))
+    other = SimpleNamespace(unet=SimpleNamespace(config=SimpleNamespace(cross_attention_dim=1024)),
+                            load_lora_weights=None)
     with pytest.raises(ValueError, match="reads text embeddings of size 32, but this "
                                          "pipeline's UNet reads 1024"):
         dreambooth.load_lora(other, trained[0].lora_dir)
     with pytest.raises(ValueError, match="no LoRA named 'dreambooth'"):
         dreambooth.set_lora_weight(fresh_pipe("sd"), 0.5)
+    with pytest.raises(TypeError, match="str is not a Stable Diffusion pipeline"):
+        lora.load("sd15", trained[0].lora_dir)
+    with pytest.raises(ValueError, match="weight 'strong' must be a number"):
+        lora.load(fresh_pipe("sd"), trained[0].lora_dir, weight="strong")  # type: ignore[arg-type]
+
+
+def test_lora_in_the_lesson_nouns(trained: tuple[dreambooth.DreamBoothResult, Any]) -> None:
+    """lora.load takes an Inpainter or a Generator; with a LoRA their images have no recipe."""
+    painter = inpaint.Inpainter(models.load("tiny-sd-inpaint", device="cpu", cached=False))
+    photo = Image.new("RGB", (64, 64), (120, 90, 60))
+    mask = np.zeros((64, 64), bool)
+    mask[16:48, 16:48] = True
+    base = painter.inpaint(photo, mask, "a photo of sks cat", steps=2)[0]
+    assert tracking.RECIPE_KEY in base.info
+    assert lora.load(painter, trained[0].lora_dir) is painter and lora.has_adapters(painter)
+    tuned = painter.inpaint(photo, mask, "a photo of sks cat", steps=2)[0]
+    assert tracking.RECIPE_KEY not in tuned.info
+    assert not np.array_equal(np.asarray(tuned), np.asarray(base))
+    lora.set_weight(painter, 0.0)
+    assert np.array_equal(np.asarray(painter.inpaint(photo, mask, "a photo of sks cat",
+                                                     steps=2)[0]), np.asarray(base))
+    lora.unload(painter)
+    assert not lora.has_adapters(painter)
+    maker = generate.Generator(models.load("tiny-sd", device="cpu", cached=False))
+    plain = maker.generate("a photo of sks cat", steps=2, height=64, width=64)
+    lora.load(maker, trained[0].lora_dir)
+    drawn = maker.generate("a photo of sks cat", steps=2, height=64, width=64)
+    assert tracking.RECIPE_KEY in plain.info and tracking.RECIPE_KEY not in drawn.info
+    assert not np.array_equal(np.asarray(plain), np.asarray(drawn))
 
 
 # ---------------------------------------------------------------- resume
@@ -206,7 +238,7 @@ def test_training_options(env: Path, options: dict[str, Any]) -> None:
     config = dreambooth.DreamBoothConfig(**{**TINY, "max_steps": 2, "validation_every": 2,
                                             "checkpoint_every": 0, **options},
                                          output_dir=str(env / name))
-    problem = dreambooth._text_encoder_lora_problem()
+    problem = compat.text_encoder_lora_problem()
     if options.get("train_text_encoder") and problem:
         with pytest.raises(ValueError, match="train_text_encoder=True cannot work here: "
                                              "transformers .* needs peft >="):
@@ -262,14 +294,14 @@ def test_accelerate_launch_two_processes(env: Path) -> None:
 def test_command_line_writes_and_checks_config(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "cfg.json"
-    assert dreambooth.main(["--write-config", str(path)]) == 0
+    assert cli.main(["--write-config", str(path)]) == 0
     assert dreambooth.DreamBoothConfig.from_json(path) == dreambooth.DreamBoothConfig()
     with pytest.raises(SystemExit):
-        dreambooth.main(["--config", str(path), "--set", "rank"])
+        cli.main(["--config", str(path), "--set", "rank"])
     assert "KEY=VALUE" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown DreamBooth setting 'rnak' .did you mean "
                                          "'rank'"):
-        dreambooth.main(["--config", str(path), "--set", "rnak=8"])
+        cli.main(["--config", str(path), "--set", "rnak=8"])
 
 
 # ---------------------------------------------------------------- bad input
@@ -294,13 +326,13 @@ def heavy_work_forbidden(*args: Any, **kwargs: Any) -> None:
     ({"mixed_precision": "fp16"}, "mixed_precision='fp16' needs a CUDA GPU"),
     ({"use_8bit_adam": True}, "use_8bit_adam=True needs a CUDA GPU"),
     ({"validation_prompts": "a cat"}, "validation_prompts 'a cat' must be a list"),
-    ({"base_model": "sd99"}, "unknown model name 'sd99'"),
+    ({"base_model": "sd99"}, "unknown text-to-image model 'sd99'"),
     ({"device": "tpu"}, "device 'tpu' is not one of"),
     ({"instance_dir": "no/such/folder"}, "instance_dir 'no/such/folder' does not exist"),
 ])
 def test_bad_settings_fail_before_loading(env: Path, monkeypatch: pytest.MonkeyPatch,
                                           overrides: dict[str, Any], error: str) -> None:
-    monkeypatch.setattr(dreambooth, "_load_pipeline", heavy_work_forbidden)
+    monkeypatch.setattr(models, "load", heavy_work_forbidden)
     if "cuda" in error.lower() and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     config = dreambooth.DreamBoothConfig(**{**TINY, **overrides},
@@ -350,7 +382,7 @@ def test_default_subject_matches_its_manifest() -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     assert "CC0" in manifest["licence"] and (folder / "README.md").is_file()
     listed = {e["file"] for e in manifest["images"]}
-    on_disk = {p.name for p in folder.iterdir() if p.suffix.lower() in dreambooth.IMAGE_SUFFIXES}
+    on_disk = {p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
     assert listed == on_disk and 4 <= len(listed) <= 8
     source = images.sample("chelsea")
     for entry in manifest["images"]:
@@ -379,11 +411,13 @@ def test_upload_widget_saves_photos(tmp_path: Path) -> None:
 
     data = io.BytesIO()
     images.sample("chelsea").save(data, "PNG")
-    widget = dreambooth.upload_widget(tmp_path / "mine")
-    button, status = widget.children
+    upload = widgets.PhotoUpload(tmp_path / "mine")
+    button, status = upload.widget.children
     button.value = ({"name": "../cat.png", "type": "image/png", "size": len(data.getvalue()),
                      "content": memoryview(data.getvalue()),
                      "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["cat.png"]  # no "../"
-    assert "Saved 1 photo" in status.value
+    assert "Saved 1 photo" in status.value and upload.saved == [tmp_path / "mine" / "cat.png"]
     assert len(dreambooth.instance_photos(tmp_path / "mine")) == 1
+    with pytest.raises(ValueError, match="cannot save an upload named '.hidden'"):
+        upload.save([{"name": ".hidden", "content": b"x"}])

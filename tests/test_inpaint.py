@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import images, inpaint, tracking
+from helpers import images, inpaint, lora, registry, tracking, widgets
 from helpers.detections import Detections
 
 
@@ -92,7 +92,7 @@ def test_sweep_uses_the_same_noise(painter: inpaint.Inpainter, tmp_path: Path,
     logged = tracking.load_record(run.folder)["images"]
     assert [i["metadata"]["guidance_scale"] for i in logged] == [1.0, 5.0, 9.0]
     assert all(i["metadata"]["seed"] == 11 for i in logged)
-    gallery = tracking.gallery(runs=[run.folder], by="guidance_scale")
+    gallery = widgets.gallery(runs=[run.folder], by="guidance_scale")
     assert [v for v, _ in gallery.groups()] == [1.0, 5.0, 9.0]
 
 
@@ -111,6 +111,34 @@ def test_reproduce_returns_identical_pixels(painter: inpaint.Inpainter, tmp_path
     again = tracking.reproduce(stored)
     assert tracking.same_pixels(stored, again)
     assert tracking.same_pixels(record, again)
+    assert record["recipe"]["kind"] == "helpers.inpaint:Inpainter.inpaint"
+
+
+def test_a_copied_run_folder_reproduces(painter: inpaint.Inpainter, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    monkeypatch.setenv("HELPERS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("COMET_CONFIG", str(tmp_path / "none"))
+    run = tracking.start("copy-test", online=False)
+    img, mask = photo(90, 60), blob(90, 60, (0.2, 0.2, 0.6, 0.6))
+    for seed in (1, 2):  # two images, one photo and one mask: each input stored once
+        run.log_image(painter.inpaint(img, mask, "a dog", seed=seed, steps=2)[0], f"s{seed}")
+    run.end()
+    inputs = sorted(p.name for p in (run.folder / "inputs").iterdir())
+    assert len(inputs) == 2
+    refs = tracking.load_record(run.folder)["images"][0]["recipe"]["inputs"]
+    assert sorted(r["file"] for r in refs.values()) == [f"inputs/{n}" for n in inputs]
+    assert not (registry.cache_dir() / "inputs").exists()  # nothing kept outside the run
+    copy = tmp_path / "elsewhere" / "run"
+    shutil.copytree(run.folder, copy)
+    shutil.rmtree(tmp_path / "runs")
+    for stored in tracking.load_record(copy)["images"]:
+        assert stored["folder"] == str(copy.resolve())
+        assert tracking.same_pixels(stored, tracking.reproduce(stored))
+    (copy / refs["mask"]["file"]).unlink()
+    with pytest.raises(FileNotFoundError, match="missing from the run folder"):
+        tracking.reproduce(tracking.load_record(copy)["images"][0])
 
 
 def test_work_region_keeps_aspect_and_resolution() -> None:
@@ -135,11 +163,17 @@ def test_mask_preparation() -> None:
     assert 0 < weights[grown].min() < 1  # a soft edge inside the grown mask
 
 
-def test_detections_as_mask(painter: inpaint.Inpainter) -> None:
-    masks = blob(90, 60, (0.2, 0.2, 0.6, 0.6))[None]
-    dets = Detections([[10, 10, 60, 40]], [0.9], ["cat"], masks, [0.8])
-    out = painter.inpaint(photo(90, 60), dets, "a dog", steps=2)[0]
-    assert out.size == (90, 60)
+def test_detections_are_inpainted_by_their_masks_not_their_boxes(
+        painter: inpaint.Inpainter) -> None:
+    mask = blob(90, 60, (0.2, 0.2, 0.6, 0.6))
+    dets = Detections([[0, 0, 90, 60]], [0.9], ["cat"], mask[None], [0.8])
+    img = photo(90, 60)
+    out = np.asarray(painter.inpaint(img, dets, "a dog", steps=2, grow=0, feather=0)[0])
+    same = np.asarray(painter.inpaint(img, mask, "a dog", steps=2, grow=0, feather=0)[0])
+    assert np.array_equal(out, same)  # exactly what the mask itself gives
+    assert np.array_equal(out[~mask], np.asarray(img)[~mask])  # the box around it is kept
+    with pytest.raises(ValueError, match="no masks yet"):
+        painter.inpaint(img, Detections([[10, 10, 60, 40]]), "a dog", steps=2)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +212,7 @@ def test_long_prompt_is_cut_and_said(painter: inpaint.Inpainter) -> None:
 
 
 def test_unknown_model_and_sweep_errors(painter: inpaint.Inpainter) -> None:
-    with pytest.raises(ValueError, match="unknown inpainting model 'sd3'"):
+    with pytest.raises(ValueError, match=r"unknown inpainting model 'sd3'\..*'sd15'"):
         inpaint.Inpainter.from_pretrained("sd3")
     img, mask = photo(90, 60), blob(90, 60, (0.2, 0.2, 0.6, 0.6))
     with pytest.raises(ValueError, match="cannot sweep 'colour'"):
@@ -192,8 +226,7 @@ def test_a_pipeline_with_a_lora_gives_no_recipe(painter: inpaint.Inpainter,
     img, mask = photo(90, 60), blob(90, 60, (0.2, 0.2, 0.6, 0.6))
     plain = painter.inpaint(img, mask, "a dog", steps=2)[0]
     assert tracking.RECIPE_KEY in plain.info
-    assert not inpaint.models.has_adapters(object()) and not inpaint.models.has_adapters(
-        painter.pipe)
-    monkeypatch.setattr(inpaint.models, "has_adapters", lambda pipe: True)
+    assert not lora.has_adapters(object()) and not lora.has_adapters(painter)
+    monkeypatch.setattr(lora, "has_adapters", lambda pipe: True)
     adapted = painter.inpaint(img, mask, "a dog", steps=2)[0]
     assert tracking.RECIPE_KEY not in adapted.info  # "sd2-inpaint" alone would not rebuild it

@@ -11,8 +11,20 @@ from helpers import runtime
 HAS_CUDA = torch.cuda.is_available()
 
 
-def test_best_device_is_known() -> None:
-    assert runtime.device() in ("cuda", "mps", "cpu")
+def test_best_device_follows_what_torch_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    mps = torch.backends.mps.is_available()
+    expected = "cuda" if HAS_CUDA else "mps" if mps else "cpu"
+    assert runtime.device() == expected
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert runtime.device() == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert runtime.device() == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.device() == "cuda"
+
+
+def test_named_devices() -> None:
     assert runtime.device("cpu") == "cpu"
     assert runtime.device("CPU") == "cpu"
     assert runtime.device("cpu:0") == "cpu"  # as torch and accelerate name it
@@ -31,10 +43,14 @@ def test_unknown_device(name: str) -> None:
         runtime.device(name)
 
 
-@pytest.mark.parametrize(("name", "expected"), [("cpu", torch.float32), ("mps", torch.float32),
-                                                ("cuda", torch.float16), ("cuda:1", torch.float16)])
-def test_dtype(name: str, expected: torch.dtype) -> None:
-    assert runtime.dtype(name) == expected
+@pytest.mark.parametrize(
+    ("name", "diffusion", "expected"),
+    [("cpu", False, torch.float32), ("cpu", True, torch.float32), ("mps", True, torch.float32),
+     ("cuda", False, torch.float32), ("cuda", True, torch.float16),
+     ("cuda:1", True, torch.float16), ("cuda:1", False, torch.float32)],
+)
+def test_one_dtype_policy(name: str, diffusion: bool, expected: torch.dtype) -> None:
+    assert runtime.dtype(name, diffusion=diffusion) == expected
 
 
 def test_seed_everything_repeats() -> None:
@@ -98,7 +114,25 @@ def test_threads() -> None:
         torch.set_num_threads(before)
 
 
-def test_describe() -> None:
-    info = runtime.describe()
-    assert info["device"] in ("cuda", "mps", "cpu") and info["torch"] == torch.__version__
-    assert isinstance(info["tiny_mode"], bool)
+def test_describe_reports_what_this_kernel_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers import models
+
+    before = torch.get_num_threads()
+    try:
+        runtime.set_threads(1)
+        monkeypatch.setenv(runtime.TINY_ENV, "1")
+        info = runtime.describe()
+        assert info["threads"] == 1 and info["tiny_mode"] is True
+        assert info["device"] == runtime.device() and info["torch"] == torch.__version__
+        # the dtypes it reports are the ones the loader gives SAM and a diffusion pipeline
+        assert info["dtype"] == str(models.default_dtype("sam", info["device"]))[6:]
+        assert info["diffusion_dtype"] == str(models.default_dtype("sd", info["device"]))[6:]
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "Fake GPU")
+        monkeypatch.setenv(runtime.TINY_ENV, "0")
+        on_gpu = runtime.describe()
+        assert on_gpu["device"] == "cuda" and on_gpu["gpu"] == "Fake GPU"
+        assert (on_gpu["dtype"], on_gpu["diffusion_dtype"]) == ("float32", "float16")
+        assert on_gpu["tiny_mode"] is False
+    finally:
+        torch.set_num_threads(before)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ def captured(seg: sam.Segmenter, monkeypatch: pytest.MonkeyPatch) -> list[dict[s
     def spy(points: Any, boxes: Any, masks: Any) -> Any:
         calls.append({"points": None if points is None else points[0].clone().numpy(),
                       "labels": None if points is None else points[1].clone().numpy(),
-                      "boxes": None if boxes is None else boxes.clone().numpy()})
+                      "boxes": None if boxes is None else boxes.clone().numpy(),
+                      "masks": None if masks is None else masks.clone().numpy()})
         return original(points, boxes, masks)
 
     monkeypatch.setattr(encoder, "forward", spy)
@@ -75,11 +76,29 @@ def test_box_reaches_the_model_scaled(seg: sam.Segmenter, captured: list[dict[st
     assert result.masks.shape == (1, h, w)
 
 
-def test_refine_with_earlier_logits(seg: sam.Segmenter) -> None:
+def test_refine_with_earlier_logits(seg: sam.Segmenter, captured: list[dict[str, Any]]) -> None:
     seg.set_image(photo(120, 80))
     first = seg.predict(points=[[60, 40]], labels=[1])
-    second = seg.predict(points=[[60, 40], [10, 10]], labels=[1, 0], mask=first.best_logits)
-    assert second.masks.shape == (3, 80, 120)
+    assert captured[-1]["masks"] is None
+    prompt = {"points": [[60, 40], [10, 10]], "labels": [1, 0]}
+    plain = seg.predict(**prompt)
+    refined = seg.predict(**prompt, mask=first.best_logits)
+    # the logits reach the prompt encoder unchanged, and they change the answer
+    assert np.array_equal(captured[-1]["masks"][0], first.best_logits)
+    assert refined.masks.shape == (3, 80, 120)
+    assert not np.allclose(refined.logits, plain.logits)
+
+
+def test_a_prompt_object_is_the_same_prompt(seg: sam.Segmenter) -> None:
+    seg.set_image(photo(120, 80))
+    loose = seg.predict(points=[[60, 40]], labels=[1], box=[10, 10, 100, 70])
+    checked = seg.prompt(points=[[60, 40]], labels=[1], box=[10, 10, 100, 70])
+    assert np.array_equal(seg.predict(prompt=checked).logits, loose.logits)
+    with pytest.raises(ValueError, match="either prompt= or"):
+        seg.predict(points=[[1, 1]], labels=[1], prompt=checked)
+    seg.set_image(photo(90, 80))
+    with pytest.raises(ValueError, match="made for a 120x80 image, not this 90x80"):
+        seg.predict(prompt=checked)
 
 
 def test_embedding_cache(seg: sam.Segmenter) -> None:
@@ -134,6 +153,9 @@ def test_segment_adds_masks(seg: sam.Segmenter) -> None:
     empty = seg.segment(Detections.empty())
     assert empty.masks is not None and empty.masks.shape == (0, 300, 451)
     assert not empty.union_mask().any()
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match=f"batch_size {bad!r} must be an integer >= 1"):
+            seg.segment(dets, batch_size=bad)  # type: ignore[arg-type]
 
 
 def test_result_to_detections(seg: sam.Segmenter) -> None:
@@ -173,7 +195,7 @@ def test_predict_before_set_image() -> None:
 
 
 def test_unknown_model_name() -> None:
-    with pytest.raises(ValueError, match="unknown SAM model 'vit_x'.*vit_b"):
+    with pytest.raises(ValueError, match=r"unknown SAM model 'vit_x'\. Did you mean .*'vit_b'"):
         sam.Segmenter.from_pretrained("vit_x")
 
 
@@ -187,15 +209,16 @@ def test_corrupt_checkpoint_is_deleted_and_never_loaded(
     url, root = serve
     (root / "sam_vit_b_01ec64.pth").write_bytes(b"an impostor")
     spec = models.REGISTRY["sam-vit-b"]
-    fake = models.ModelSpec(spec.name, "sam", f"{url}/sam_vit_b_01ec64.pth",
-                            sha256=spec.sha256, size_bytes=10, arch="vit_b")
+    fake = dataclasses.replace(spec, source=f"{url}/sam_vit_b_01ec64.pth", size_bytes=10)
     monkeypatch.setitem(models.REGISTRY, "sam-vit-b", fake)
     cached = models.cache_dir() / "checkpoints" / "sam_vit_b_01ec64.pth"
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"half a download")
-    monkeypatch.setattr(models, "_load_sam", lambda *a: pytest.fail("a bad checkpoint was loaded"))
+    import torch
+
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("a bad checkpoint was read"))
     with pytest.raises(models.WeightsUnavailableError, match="not the published"):
         sam.Segmenter.from_pretrained("vit_b", device="cpu")
-    assert not cached.exists()
+    assert not cached.exists()  # the half download was deleted, and so was the impostor
+    assert not list(cached.parent.glob("*.part"))
     assert "did not match its published SHA-256" in capsys.readouterr().err
-    assert hashlib.sha256(b"an impostor").hexdigest() != spec.sha256

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers import generate, images, tracking
+from helpers import generate, images, tracking, widgets
 from helpers.detections import Detections
 
 from .conftest import all_text
@@ -326,8 +326,29 @@ def test_reproduce_needs_a_recipe() -> None:
     record = run.log_image(images.sample("coffee"), "plain")
     with pytest.raises(ValueError, match="no recipe"):
         tracking.reproduce(record)
-    with pytest.raises(ValueError, match="no recipe of kind 'magic.wand'"):
-        tracking.reproduce(record | {"recipe": {"kind": "magic.wand", "args": {}}})
+    for kind, message in (("magic.wand", "must be a tracking.Recipe or a dict with a 'kind'"),
+                          ("os:system", "does not name a helpers function"),
+                          ("helpers.nowhere:make", "names a module that does not exist"),
+                          ("helpers.viz:grid", "no recipe of kind 'helpers.viz:grid'")):
+        with pytest.raises(ValueError, match=message):
+            tracking.reproduce(record | {"recipe": {"kind": kind, "args": {}}})
+
+
+@pytest.mark.parametrize("recipe", ["abc", {"args": {}}, {"kind": "x:y", "args": [1]}, 5])
+def test_a_bad_recipe_is_refused_before_anything_is_written(recipe: Any) -> None:
+    run = tracking.start("bad-recipe", online=False)
+    with pytest.raises(ValueError, match="recipe"):
+        run.log_image(images.sample("coffee"), "cup", recipe=recipe)
+    assert list((run.folder / "images").iterdir()) == []
+    assert tracking.load_record(run.folder)["images"] == []
+
+
+def test_recipes_name_what_made_the_image() -> None:
+    made = generate.text_to_image("a green dragon", seed=5, steps=2, height=64, width=64)
+    recipe = made.info[tracking.RECIPE_KEY]
+    assert recipe.kind == "helpers.generate:Generator.generate"
+    assert recipe.kind == tracking.kind_of(generate.Generator.generate)
+    assert recipe.args["seed"] == 5 and recipe.args["model"] == "tiny-sd"
 
 
 def test_gallery_groups_and_picks() -> None:
@@ -335,7 +356,7 @@ def test_gallery_groups_and_picks() -> None:
     for g in (7.5, 1.0, 7.5, 3.0):
         run.log_image(images.sample("coffee").resize((40, 30)), f"g{g}",
                       metadata={"guidance_scale": g})
-    gal = tracking.gallery("sweep", by="guidance_scale")
+    gal = widgets.gallery("sweep", by="guidance_scale")
     assert [value for value, _ in gal.groups()] == [1.0, 3.0, 7.5]
     assert [len(members) for _, members in gal.groups()] == [1, 1, 2]
     assert "guidance_scale = 7.5" in gal.caption(gal.groups()[2][1][0])
@@ -348,17 +369,17 @@ def test_gallery_groups_and_picks() -> None:
     assert "best:g1.0" in record["tags"]
     with zipfile.ZipFile(run.archive) as z:  # type: ignore[arg-type]
         assert json.loads(z.read("experiment.json"))["tags"] == ["best:g1.0"]
-    later = tracking.gallery(runs=[run.folder])
+    later = widgets.gallery(runs=[run.folder])
     assert "has ended" in later.pick(0)
     assert "best:g7.5" in tracking.load_record(run.folder)["tags"]
     with pytest.raises(ValueError, match="no logged image has a setting called 'seed'"):
-        tracking.gallery("sweep", by="seed")
+        widgets.gallery("sweep", by="seed")
 
 
 def test_panel_offline_is_the_gallery() -> None:
     run = tracking.start("panel", online=False)
     run.log_image(images.sample("rocket").resize((32, 21)), "r")
-    assert len(run.panel().entries) == 1
+    assert len(widgets.panel(run).entries) == 1
 
 
 def test_key_from_dotenv_is_found_and_kept_out(tmp_path: Path) -> None:
@@ -403,7 +424,7 @@ def test_online_start_refused_falls_back_offline(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("COMET_API_KEY", FAKE_KEY)
         monkeypatch.setenv("COMET_URL_OVERRIDE",
                            f"http://127.0.0.1:{server.server_address[1]}/clientlib/")
-        monkeypatch.setattr(tracking, "ONLINE_START_TIMEOUT", 8.0)
+        monkeypatch.setattr(tracking.comet, "ONLINE_START_TIMEOUT", 8.0)
         start = time.perf_counter()
         run = tracking.start("refused")  # key present, server answers, but refuses the run
         assert time.perf_counter() - start < 8.0 + 15

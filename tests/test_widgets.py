@@ -13,12 +13,13 @@ from helpers.widgets import PromptState
 
 def test_prompt_state_edits_and_undo() -> None:
     state = PromptState((100, 50))
-    assert state.empty and state.prompt() == {"points": None, "labels": None, "box": None}
+    assert state.empty and state.prompt.is_empty() and state.prompt.size == (100, 50)
     state.add_point(10, 20, 1)
     state.add_point(30, 40, 0)
     state.set_box(80, 45, 20, 5)  # corners in any order
     assert state.points == [(10, 20), (30, 40)] and state.labels == [1, 0]
     assert state.box == (20, 5, 80, 45)
+    assert state.prompt.box.tolist() == [20, 5, 80, 45]  # type: ignore[union-attr]
     state.clear()
     assert state.empty
     assert state.undo() and state.box == (20, 5, 80, 45)
@@ -41,7 +42,8 @@ def test_prompt_state_clips_boxes_and_round_trips(tmp_path: Path) -> None:
     ("call", "message"),
     [
         (lambda s: s.add_point(100, 10), r"point \(100, 10\) is outside the 100x50 image"),
-        (lambda s: s.add_point(5, 5, 3), "label 3"),
+        (lambda s: s.add_point(5, 5, 3), r"1 \(include\) or 0 \(exclude\); got \[3\]"),
+        (lambda s: PromptState((100, 50), box=(0, 0, 200, 10)), "reaches outside"),
         (lambda s: s.set_box(5, 5, 5.5, 40), "no area"),
         (lambda s: PromptState((100, 50), [(1, 1)], []), "1 points but 0 labels"),
     ],
@@ -69,21 +71,22 @@ def test_picker_events_map_display_pixels_to_image_pixels(seg: sam.Segmenter) ->
     picker = widgets.PointPicker(seg, photo, display=256)
     view = picker.widget  # builds the ipywidgets view without a browser
     assert type(view).__name__ == "VBox" and picker.display_size == (256, 256)
-    before = picker._picture.value
+    picture, status, candidates = view.children[1:4]
+    before = picture.value
 
-    picker._on_event({"type": "mousedown", "dataX": 50, "dataY": 30})
-    picker._on_event({"type": "mouseup", "dataX": 51, "dataY": 30})
+    picker.handle_event({"type": "mousedown", "dataX": 50, "dataY": 30})
+    picker.handle_event({"type": "mouseup", "dataX": 51, "dataY": 30})
     assert picker.points == [(102, 60)] and picker.labels == [1]
-    assert picker.result is not None and picker._picture.value != before
-    assert "(102, 60)+" in picker._status.value
-    assert len(picker._candidates.children) == 3
+    assert picker.result is not None and picture.value != before
+    assert "(102, 60)+" in status.value
+    assert len(candidates.children) == 3
 
-    picker._on_event({"type": "mousedown", "dataX": 10, "dataY": 10, "shiftKey": True})
-    picker._on_event({"type": "mouseup", "dataX": 10, "dataY": 10, "shiftKey": True})
+    picker.handle_event({"type": "mousedown", "dataX": 10, "dataY": 10, "shiftKey": True})
+    picker.handle_event({"type": "mouseup", "dataX": 10, "dataY": 10, "shiftKey": True})
     assert picker.labels == [1, 0]
 
-    picker._on_event({"type": "mousedown", "dataX": 20, "dataY": 20})
-    picker._on_event({"type": "mouseup", "dataX": 120, "dataY": 80})
+    picker.handle_event({"type": "mousedown", "dataX": 20, "dataY": 20})
+    picker.handle_event({"type": "mouseup", "dataX": 120, "dataY": 80})
     assert picker.box == (40, 40, 240, 160)
 
     picker.undo()
@@ -97,8 +100,8 @@ def test_picker_modes_and_save_load(seg: sam.Segmenter, tmp_path: Path) -> None:
     picker.mode = "exclude"
     picker.click(100, 100)
     picker.mode = "box"
-    picker._on_event({"type": "mousedown", "dataX": 5, "dataY": 5})
-    picker._on_event({"type": "mouseup", "dataX": 5, "dataY": 6})  # a click in box mode: nothing
+    picker.handle_event({"type": "mousedown", "dataX": 5, "dataY": 5})
+    picker.handle_event({"type": "mouseup", "dataX": 5, "dataY": 6})  # a click in box mode: nothing
     assert picker.labels == [0] and picker.box is None
     picker.drag(300, 60, 430, 330)
     path = picker.save(tmp_path / "prompts.json")
@@ -117,5 +120,5 @@ def test_picker_render_shows_prompts(seg: sam.Segmenter) -> None:
                                  box=[170, 15, 410, 310], display=300)
     picture = picker.render()
     assert picture.size == (300, 200)
-    plain = picker._base
+    plain = picker.image.resize(picture.size)
     assert np.abs(np.asarray(picture, int) - np.asarray(plain, int)).sum() > 0

@@ -1,0 +1,65 @@
+"""The few places where helpers relies on a library's internals, in one module.
+
+Everything else uses public APIs. What is here has no public equivalent in the pinned
+versions; ``PRIVATE_NAMES`` lists each internal name, and ``tests/test_compat.py`` fails,
+naming the installed version, as soon as a library moves one.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+PRIVATE_NAMES = (
+    # A notebook kernel keeps accelerate's process-wide state from one training run to the
+    # next, pinning its first settings (mixed precision, CPU); there is no public reset.
+    ("accelerate", "accelerate.state", "AcceleratorState._reset_state"),
+    ("accelerate", "accelerate.state", "GradientState._reset_state"),
+    ("accelerate", "accelerate.state", "PartialState._shared_state"),
+)
+"""(distribution, module, attribute path) of every internal name used here."""
+
+
+def lookup(module: str, path: str) -> object:
+    """The object at ``module`` + ``path`` (dotted attributes); AttributeError if gone."""
+    obj: object = importlib.import_module(module)
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def reset_accelerate_state() -> None:
+    """Forget accelerate's single-process state from an earlier run in this process.
+
+    A distributed state (``WORLD_SIZE`` set by ``accelerate launch``) is left alone.
+    """
+    import os
+
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    if PartialState._shared_state and not os.environ.get("WORLD_SIZE"):
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+
+
+def text_encoder_lora_problem() -> str | None:
+    """Why a LoRA on the text encoder cannot be trained or loaded here, or None.
+
+    transformers puts LoRA into its models (and diffusers loads a text-encoder LoRA) through
+    its own peft integration, which asks for a minimum peft version.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.version import Version
+
+    try:
+        from transformers.integrations.peft import MIN_PEFT_VERSION
+    except ImportError:
+        return None
+    try:
+        installed = version("peft")
+    except PackageNotFoundError:
+        return "peft is not installed"
+    if Version(installed) < Version(MIN_PEFT_VERSION):
+        return (f"transformers {version('transformers')} needs peft >= {MIN_PEFT_VERSION} for "
+                f"a text-encoder LoRA, and peft {installed} is installed")
+    return None

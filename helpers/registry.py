@@ -1,0 +1,219 @@
+"""The model registry: every model the course uses, by short name (a leaf: no heavy imports).
+
+Each ``ModelSpec`` says where one model's weights live: a Hugging Face hub id at a revision,
+or an official checkpoint URL with its published SHA-256. ``resolve(name, family)`` turns
+what a learner types into a spec, in one place and with one error format:
+
+- a registry name (``"sam-vit-b"``, ``"clip-b32"``, ...);
+- an alias of one, looked up inside the family asked for (``"vit_b"`` is SAM ViT-B,
+  ``"sd15"`` is SD 1.5 text-to-image for a ``Generator`` and SD 1.5 inpainting for an
+  ``Inpainter``); ``"tiny"`` always means the tiny random model of the family asked for;
+- with one family, a hub id ``"org/repo"`` or a local folder.
+
+In tiny mode (``HELPERS_TINY_MODELS=1``) every spec resolves to its family's tiny random
+model (built by ``helpers.tiny``), so the same calls run anywhere in seconds.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers import runtime
+
+FAMILIES = ("sam", "clip", "owlvit", "owlv2", "grounding-dino", "sd-inpaint", "sd")
+DIFFUSION_FAMILIES = ("sd-inpaint", "sd")
+NOUNS = {"sam": "SAM model", "clip": "CLIP model", "owlvit": "detector", "owlv2": "detector",
+         "grounding-dino": "detector", "sd-inpaint": "inpainting model",
+         "sd": "text-to-image model"}
+"""What a model of each family is called in messages ("unknown detector 'x'")."""
+CACHE_ENV = "HELPERS_CACHE"
+TINY_ALIAS = "tiny"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where one model's weights live.
+
+    Attributes:
+        name: the short registry name.
+        family: one of ``FAMILIES``; it decides which loader builds the model.
+        source: a hub id (``"org/repo"``), an ``https://`` checkpoint URL, a local path,
+            or ``"tiny"`` for the family's tiny random model.
+        revision: the hub revision (commit or tag) for hub ids.
+        sha256: the published SHA-256 of a checkpoint file (URLs only).
+        size_bytes: the approximate download size, used to check free disk space first.
+        arch: the architecture variant where the family has several (SAM: vit_b/l/h).
+        description: one line for listings.
+        aliases: other names for this spec, looked up within its family.
+    """
+
+    name: str
+    family: str
+    source: str
+    revision: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    arch: str | None = None
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.source == "tiny"
+
+    @property
+    def is_url(self) -> bool:
+        return self.source.startswith(("https://", "http://"))
+
+
+_SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+GB = 1_000_000_000
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        # Segment Anything: the official checkpoints and the hashes published with them.
+        ModelSpec("sam-vit-b", "sam", _SAM_URL + "sam_vit_b_01ec64.pth",
+                  sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+                  size_bytes=375_042_383, arch="vit_b", description="SAM ViT-B (91M)",
+                  aliases=("vit_b",)),
+        ModelSpec("sam-vit-l", "sam", _SAM_URL + "sam_vit_l_0b3195.pth",
+                  sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+                  size_bytes=1_250_000_000, arch="vit_l", description="SAM ViT-L (308M)",
+                  aliases=("vit_l",)),
+        ModelSpec("sam-vit-h", "sam", _SAM_URL + "sam_vit_h_4b8939.pth",
+                  sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+                  size_bytes=2_564_550_879, arch="vit_h", description="SAM ViT-H (636M)",
+                  aliases=("vit_h",)),
+        # CLIP
+        ModelSpec("clip-b32", "clip", "openai/clip-vit-base-patch32", revision="main",
+                  size_bytes=int(0.6 * GB), description="CLIP ViT-B/32"),
+        ModelSpec("clip-l14", "clip", "openai/clip-vit-large-patch14", revision="main",
+                  size_bytes=int(1.7 * GB), description="CLIP ViT-L/14"),
+        # Open-vocabulary detectors
+        ModelSpec("owlvit-b32", "owlvit", "google/owlvit-base-patch32", revision="main",
+                  size_bytes=int(0.6 * GB), description="OWL-ViT B/32"),
+        ModelSpec("owlvit-b16", "owlvit", "google/owlvit-base-patch16", revision="main",
+                  size_bytes=int(0.6 * GB), description="OWL-ViT B/16"),
+        ModelSpec("owlv2-b16", "owlv2", "google/owlv2-base-patch16-ensemble", revision="main",
+                  size_bytes=int(0.6 * GB), description="OWLv2 B/16 (ensemble)"),
+        ModelSpec("grounding-dino-tiny", "grounding-dino", "IDEA-Research/grounding-dino-tiny",
+                  revision="main", size_bytes=int(0.7 * GB), description="Grounding DINO T"),
+        ModelSpec("grounding-dino-base", "grounding-dino", "IDEA-Research/grounding-dino-base",
+                  revision="main", size_bytes=int(0.9 * GB), description="Grounding DINO B"),
+        # Stable Diffusion
+        ModelSpec("sd2-inpaint", "sd-inpaint", "stabilityai/stable-diffusion-2-inpainting",
+                  revision="main", size_bytes=int(5.2 * GB), description="SD 2 inpainting",
+                  aliases=("sd2",)),
+        ModelSpec("sd15-inpaint", "sd-inpaint",
+                  "stable-diffusion-v1-5/stable-diffusion-inpainting", revision="main",
+                  size_bytes=int(4.3 * GB), description="SD 1.5 inpainting",
+                  aliases=("sd15",)),
+        ModelSpec("sd15", "sd", "stable-diffusion-v1-5/stable-diffusion-v1-5", revision="main",
+                  size_bytes=int(4.3 * GB), description="SD 1.5 text-to-image"),
+    ]
+}
+# One tiny random model per family: what tiny mode swaps in (see helpers.tiny).
+TINY: dict[str, ModelSpec] = {
+    family: ModelSpec(f"tiny-{family}", family, "tiny", arch="tiny",
+                      description=f"tiny random {family} (tests and tiny mode)",
+                      aliases=(TINY_ALIAS,))
+    for family in FAMILIES
+}
+REGISTRY.update({spec.name: spec for spec in TINY.values()})
+
+
+def cache_dir() -> Path:
+    """Where downloaded checkpoints and tiny models live (``HELPERS_CACHE`` or ~/.cache/helpers)."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "helpers")
+    return Path(root)
+
+
+def _families(family: str | Sequence[str] | None) -> tuple[str, ...]:
+    if family is None:
+        return FAMILIES
+    chosen = (family,) if isinstance(family, str) else tuple(family)
+    bad = [f for f in chosen if f not in FAMILIES]
+    if bad or not chosen:
+        raise ValueError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
+    return chosen
+
+
+def names(family: str | Sequence[str] | None = None) -> list[str]:
+    """Registry names, optionally of one family (or several) only."""
+    chosen = _families(family)
+    return [n for n, s in REGISTRY.items() if s.family in chosen]
+
+
+def aliases(family: str | Sequence[str] | None = None) -> dict[str, str]:
+    """alias -> registry name within ``family`` (the first family wins a shared alias)."""
+    table: dict[str, str] = {}
+    for fam in _families(family):
+        for spec in REGISTRY.values():
+            if spec.family == fam:
+                for alias in spec.aliases:
+                    table.setdefault(alias, spec.name)
+    return table
+
+
+def noun(family: str | Sequence[str] | None) -> str:
+    """How messages call a model of ``family`` ("SAM model", "detector", or "model")."""
+    if family is None:
+        return "model"
+    found = {NOUNS[f] for f in _families(family)}
+    return found.pop() if len(found) == 1 else "model"
+
+
+def resolve(name: str, family: str | Sequence[str] | None = None) -> ModelSpec:
+    """The spec that ``name`` stands for, with tiny mode applied.
+
+    Args:
+        name: a registry name, an alias within ``family``, or (with exactly one family) a
+            hub id ``"org/repo"`` or a local folder.
+        family: one family, several (the first one's alias wins, so ``"tiny"`` for a
+            detector is tiny OWL-ViT), or None for any registry name.
+
+    Raises:
+        ValueError: the name is unknown (the message lists close matches and the known
+            names), or it belongs to another family than the one asked for.
+    """
+    chosen = _families(family)
+    what = noun(family)
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{what} name {name!r} must be a non-empty string, "
+                         f"e.g. {names(chosen)[0]!r}")
+    spec = REGISTRY.get(name)
+    if spec is None or spec.family not in chosen:
+        alias = aliases(chosen).get(name) if family is not None else None
+        if alias is not None:
+            spec = REGISTRY[alias]
+        elif spec is not None:
+            raise ValueError(
+                f"model {name!r} is a {spec.family} model, not {' or '.join(chosen)}; "
+                f"choose one of {', '.join(names(chosen))}"
+            )
+        elif len(chosen) == 1 and family is not None and _looks_like_source(name):
+            spec = ModelSpec(name, chosen[0], name, description="user-supplied")
+        else:
+            raise ValueError(_unknown(name, chosen, what, family is not None))
+    if runtime.tiny_mode() and not spec.is_tiny:
+        spec = TINY[spec.family]
+    return spec
+
+
+def _looks_like_source(name: str) -> bool:
+    return "/" in name or os.sep in name or Path(name).exists()
+
+
+def _unknown(name: str, chosen: tuple[str, ...], what: str, scoped: bool) -> str:
+    pool = names(chosen)
+    extra = list(aliases(chosen)) if scoped else []
+    close = difflib.get_close_matches(name, pool + extra, n=3, cutoff=0.4)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    known = ", ".join(pool) + (f" (or {', '.join(map(repr, extra))})" if extra else "")
+    where = " or a hub id 'org/repo' or a local folder" if scoped and len(chosen) == 1 else ""
+    return f"unknown {what} {name!r}.{hint} Known: {known}{where}."

@@ -1,0 +1,46 @@
+"""Tracking: every run recorded with Comet (online or offline) and in a local folder.
+
+``tracking.start("lesson-02")`` returns a ``Run``. Everything logged through it goes two ways:
+
+- to **Comet** (``tracking.comet``): online when an API key is configured and the server
+  answers within a few seconds; otherwise to an offline archive (``comet upload
+  <archive>.zip`` sends it later). Offline makes no network attempt at all.
+- to a **local record** (``tracking.record``) under ``runs/<project>/<run-id>/``: the images
+  as PNG files, an append-only ``events.jsonl`` written as things are logged (so a crash
+  loses nothing logged before it) and a ``run.json`` summary with parameters, prompts,
+  seeds, model names, library versions and device.
+
+Images are logged with their prompts as Comet annotations (``tracking.annotations``: boxes
+with label and score, masks as polygons, points). Images made by helpers functions carry a
+``Recipe`` (``tracking.recipes``) whose inputs are stored inside the run folder, so
+``reproduce`` makes the same pixels again, also from a copied folder. The gallery that
+shows a run's images lives in ``helpers.widgets`` (``widgets.gallery``).
+"""
+
+from helpers.tracking.annotations import comet_annotations, plain
+from helpers.tracking.comet import (
+    DEFAULT_SERVER,
+    ONLINE_START_TIMEOUT,
+    PROBE_TIMEOUT,
+    api_key,
+    server_answers,
+    server_url,
+)
+from helpers.tracking.recipes import RECIPE_KEY, Recipe, kind_of, recipe, reproduce
+from helpers.tracking.record import (
+    LoggedImage,
+    image_path,
+    load_record,
+    logged_images,
+    runs,
+    runs_dir,
+    same_pixels,
+)
+from helpers.tracking.run import Run, active, pick, start
+
+__all__ = [
+    "DEFAULT_SERVER", "ONLINE_START_TIMEOUT", "PROBE_TIMEOUT", "RECIPE_KEY", "LoggedImage",
+    "Recipe", "Run", "active", "api_key", "comet_annotations", "image_path", "kind_of",
+    "load_record", "logged_images", "pick", "plain", "recipe", "reproduce", "runs",
+    "runs_dir", "same_pixels", "server_answers", "server_url", "start",
+]

@@ -1,0 +1,342 @@
+"""``start`` and ``Run``: one tracked run, logged to Comet and to a local record at once.
+
+Every ``log_*`` call checks its input, writes to the local record (``tracking.record``) and
+sends the same to the Comet experiment (``tracking.comet``); values go through
+``annotations.plain`` first and never carry the API key. ``end()`` closes both, and runs by
+itself at exit (also on SIGTERM).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from helpers import images
+from helpers.tracking import comet, record
+from helpers.tracking.annotations import comet_annotations, plain, redact
+from helpers.tracking.recipes import Recipe
+from helpers.tracking.recipes import of as recipe_of
+
+if TYPE_CHECKING:
+    from helpers.detections import Detections
+
+_ACTIVE: dict[str, Run] = {}
+_ATEXIT = False
+
+
+class Run:
+    """One tracked run: a Comet experiment (online or offline) plus a local record.
+
+    Create it with ``tracking.start(...)``. Every ``log_*`` call writes to Comet and appends
+    to the local record at once; ``end()`` closes both (and runs by itself at exit).
+    """
+
+    def __init__(self, project: str, name: str | None, tags: Iterable[str], online: bool,
+                 directory: Path, reason: str) -> None:
+        self.project = project
+        self._secret = comet.api_key()  # known only to keep it out of everything logged
+        tags = [redact(str(t), self._secret) for t in tags]
+        self.id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        self.name = name or self.id
+        self.folder = directory / project / self.id
+        self.ended = False
+        self.archive: Path | None = None
+        self._lock = threading.Lock()
+        self._counter = 0
+        (self.folder / "images").mkdir(parents=True, exist_ok=False)
+        self.experiment, self.online, fallback = comet.start_experiment(
+            self.folder, project, self.name, tags, online)
+        self.reason = fallback or reason
+        self.record: dict[str, Any] = {
+            "id": self.id, "project": project, "name": self.name, "tags": list(tags),
+            "mode": "online" if self.online else "offline", "mode_reason": self.reason,
+            "comet_key": self.experiment.get_key(),
+            "comet_url": getattr(self.experiment, "url", None) if self.online else None,
+            "comet_archive": None, "started": time.time(), "ended": None, "status": "running",
+            "environment": record.environment(),
+        }
+        record.write_json(self.folder / "run.json", self.record)
+
+    # -------------------------------------------------- local record
+    def _append(self, event: dict[str, Any]) -> None:
+        record.append_event(self.folder, redact(plain(event), self._secret))
+
+    def _check_open(self, what: str) -> None:
+        if self.ended:
+            raise RuntimeError(
+                f"run {self.name!r} of project {self.project!r} has ended, so {what} was not "
+                f"logged. Everything logged before is kept in {self.folder}. Start a new run "
+                "with tracking.start(...) to log more."
+            )
+
+    # -------------------------------------------------- logging
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log settings (seed, prompt, model name, ...): a dict of name -> value."""
+        self._check_open("log_params")
+        if not isinstance(params, Mapping):
+            raise TypeError(
+                f"log_params takes a dict of name -> value; got {type(params).__name__}")
+        clean = redact(plain(params), self._secret)
+        self.experiment.log_parameters(clean)
+        self._append({"type": "params", "params": clean})
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Log numbers (loss, score, seconds, ...) at an optional integer ``step``."""
+        self._check_open("log_metrics")
+        if not isinstance(metrics, Mapping):
+            raise TypeError(
+                f"log_metrics takes a dict of name -> number; got {type(metrics).__name__}")
+        clean = {}
+        for key, value in metrics.items():
+            number = plain(value)
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise ValueError(f"metric {key!r} = {value!r} is not a finite number")
+            clean[redact(str(key), self._secret)] = number
+        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer))):
+            raise ValueError(f"step {step!r} must be an integer")
+        self.experiment.log_metrics(clean, step=None if step is None else int(step))
+        self._append({"type": "metrics", "metrics": [
+            {"name": k, "value": v, "step": None if step is None else int(step)}
+            for k, v in clean.items()]})
+
+    def log_text(self, text: str, metadata: Mapping[str, Any] | None = None) -> None:
+        """Log a piece of text (a prompt, a note) with optional metadata."""
+        self._check_open("log_text")
+        clean_text = redact(str(text), self._secret)
+        meta = redact(plain(dict(metadata or {})), self._secret)
+        self.experiment.log_text(clean_text, metadata=meta)
+        self._append({"type": "text", "text": clean_text, "metadata": meta})
+
+    def log_other(self, key: str, value: Any) -> None:
+        """Log one key/value that is neither a setting nor a metric (e.g. a dataset digest)."""
+        self._check_open("log_other")
+        clean = redact(plain(value), self._secret)
+        key = redact(str(key), self._secret)
+        self.experiment.log_other(key, clean)
+        self._append({"type": "other", "key": key, "value": clean})
+
+    def add_tag(self, tag: str) -> None:
+        """Add a tag to the run (in Comet and in the local record)."""
+        self._check_open("add_tag")
+        tag = redact(str(tag), self._secret)
+        self.experiment.add_tag(tag)
+        self.record["tags"].append(tag)
+        self._append({"type": "tag", "tag": tag})
+
+    def log_image(self, image: Any, name: str, metadata: Mapping[str, Any] | None = None,
+                  detections: Detections | None = None, points: Any = None, labels: Any = None,
+                  step: int | None = None, recipe: Recipe | Mapping[str, Any] | None = None
+                  ) -> dict[str, Any]:
+        """Log an image with its prompt and results as annotations.
+
+        Args:
+            image: anything ``images.load`` accepts.
+            name: a short name shown in Comet and in the gallery.
+            metadata: settings that made this image (seed, guidance scale, ...); the gallery
+                groups and sorts by these.
+            detections: boxes (with labels and scores) and masks to draw as annotations.
+            points, labels: point prompts, (N, 2) pixels and (N,) 1 include / 0 exclude.
+            step: an optional integer step (e.g. a training step).
+            recipe: how to make the image again; taken from the image itself when a
+                helpers function made it. Its input images are stored in the run folder.
+
+        Returns:
+            The image's record (what ``reproduce`` takes).
+        """
+        self._check_open("log_image")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"image name {name!r} must be a non-empty string")
+        name = redact(name, self._secret)
+        made = Recipe.coerce(recipe) if recipe is not None else recipe_of(image)
+        img = images.load(image)
+        layers = comet_annotations(img.size, detections, points, labels)
+        meta = redact(plain(dict(metadata or {})), self._secret)
+        with self._lock:
+            self._counter += 1
+            index = self._counter
+        file = f"images/{index:04d}-{record.file_stem(name)}.png"
+        img.save(self.folder / file)
+        entry = {
+            "index": index, "name": name, "file": file, "step": step,
+            "width": img.width, "height": img.height, "metadata": meta,
+            "annotations": layers,
+            "detections": None if detections is None else detections.to_records(),
+            "points": None if points is None else plain(np.asarray(points).reshape(-1, 2)),
+            "labels": None if labels is None else plain(np.asarray(labels).reshape(-1)),
+            "recipe": None if made is None else made.stored(self.folder),
+            "sha256": hashlib.sha256((self.folder / file).read_bytes()).hexdigest(),
+            "run": self.id, "project": self.project, "folder": str(self.folder.resolve()),
+        }
+        self.experiment.log_image(img, name=name, metadata=meta or None,
+                                  annotations=layers or None, step=step)
+        self._append({"type": "image", "image": entry})
+        return entry
+
+    def log_dataset(self, folder: str | Path, name: str) -> str:
+        """Record exactly which files a dataset folder held; returns its digest.
+
+        Online, the folder becomes a Comet Artifact (a new version only when the content
+        changed). Offline, a manifest (every file with its size and SHA-256) is logged as an
+        asset and its digest as a parameter. Either way the local record keeps the manifest.
+        """
+        self._check_open("log_dataset")
+        record.check_name("dataset name", name)
+        root = Path(folder)
+        if not root.is_dir():
+            raise ValueError(f"dataset folder {str(root)!r} does not exist or is not a folder")
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise ValueError(f"dataset folder {str(root)!r} holds no files")
+        manifest = [{"path": p.relative_to(root).as_posix(), "bytes": p.stat().st_size,
+                     "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in files]
+        digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+        document = {"name": name, "digest": digest, "files": manifest}
+        (self.folder / "datasets").mkdir(exist_ok=True)
+        local = self.folder / "datasets" / f"{record.file_stem(name)}-{digest[:12]}.json"
+        local.write_text(json.dumps(document, indent=2), encoding="utf-8")
+        version = None
+        if self.online:
+            version = self._log_artifact(root, files, name, digest)
+        else:
+            self.experiment.log_asset(str(local), file_name=f"datasets/{local.name}")
+        self.experiment.log_parameter(f"dataset/{name}", digest)
+        self._append({"type": "dataset", "dataset": {
+            "name": name, "digest": digest, "files": len(manifest), "manifest": str(
+                local.relative_to(self.folder)), "artifact_version": version}})
+        return digest
+
+    def _log_artifact(self, root: Path, files: list[Path], name: str,
+                      digest: str) -> str | None:
+        import comet_ml
+
+        try:  # the latest version already holds this content: record its use, add nothing
+            existing = self.experiment.get_artifact(name)
+            if (existing.metadata or {}).get("digest") == digest:
+                return str(existing.version)
+        except Exception:  # noqa: BLE001  (no such artifact yet, or not readable)
+            pass
+        artifact = comet_ml.Artifact(name, "dataset", metadata={"digest": digest})
+        for path in files:  # exactly the files of the manifest (no hidden files)
+            artifact.add(str(path), logical_path=path.relative_to(root).as_posix())
+        logged = self.experiment.log_artifact(artifact)
+        return str(getattr(logged, "version", None))
+
+    def __repr__(self) -> str:
+        state = "ended" if self.ended else "running"
+        return (f"Run({self.project}/{self.name}, {self.record['mode']}, {state}, "
+                f"folder={self.folder})")
+
+    # -------------------------------------------------- end
+    def end(self) -> None:
+        """Close the run: finish the Comet experiment (writing the offline archive) and the
+        local summary. Calling it again does nothing."""
+        if self.ended:
+            return
+        self.ended = True
+        _ACTIVE.pop(self.project, None)
+        try:
+            self.experiment.end()
+        finally:
+            archives = sorted((self.folder / "comet").glob("*.zip"))
+            if archives:
+                self.archive = archives[-1]
+            summary = record.load_record(self.folder)
+            summary.update(status="finished", ended=time.time(),
+                           comet_archive=None if self.archive is None
+                           else str(self.archive.relative_to(self.folder)))
+            self.record = summary
+            record.write_json(self.folder / "run.json", summary)
+        if self.archive is not None:
+            print(f"Run saved: {self.folder}. Upload it to Comet later with: "
+                  f"comet upload {self.archive}")
+
+
+def start(project: str, name: str | None = None, tags: Iterable[str] = (),
+          online: bool | None = None, directory: str | Path | None = None) -> Run:
+    """Start a tracked run.
+
+    Args:
+        project: the Comet project and the local folder name, e.g. "lesson-02".
+        name: a name for this run (default: its id, a timestamp).
+        tags: tags for the run.
+        online: None decides by itself: online when an API key is configured and the
+            Comet server answers within a few seconds, otherwise offline with a one-line
+            notice. False is always offline and makes no network attempt. True asks for
+            online, and still falls back to offline (with a notice) when that is impossible.
+        directory: where local records go (``<directory>/<project>/<run-id>/``); default
+            ``$HELPERS_RUNS_DIR`` or ``runs`` beside the notebook.
+
+    Re-running the cell that calls ``start`` ends the earlier run of the same project.
+    """
+    global _ATEXIT
+    record.check_name("project name", project)
+    if name is not None:
+        record.check_name("run name", name)
+    tags = [str(t) for t in ([tags] if isinstance(tags, str) else tags)]
+    if online not in (None, True, False):
+        raise ValueError(f"online={online!r} must be None (decide), True or False")
+    comet.check_config_files()
+    use_online, reason = comet.choose_mode(online)
+    previous = _ACTIVE.get(project)
+    if previous is not None:
+        previous.end()
+    run = Run(project, name, tags, use_online, record.runs_dir(directory), reason)
+    _ACTIVE[project] = run
+    if not _ATEXIT:
+        atexit.register(_end_all)
+        _exit_on_sigterm()
+        _ATEXIT = True
+    if run.online:
+        print(f"Comet: online, {run.record['comet_url'] or 'project ' + project}")
+    else:
+        print(f"Comet: offline ({run.reason}); saving to {run.folder}. When the run ends, "
+              "`comet upload <archive>` sends it to a Comet account.")
+    return run
+
+
+def active(project: str | None = None) -> list[Run]:
+    """Runs started in this process that have not ended."""
+    return [r for p, r in _ACTIVE.items() if project is None or p == project]
+
+
+def pick(image: record.LoggedImage) -> str:
+    """Log ``image`` as the best of its run (a "best:<name>" tag); returns what happened.
+
+    A run of this process gets the tag in Comet and in its record; a run that has ended,
+    or that another process holds, gets it in its local record.
+    """
+    tag = f"best:{image.name}"
+    run = next((r for r in _ACTIVE.values() if r.id == image.run_id), None)
+    if run is None:
+        return record.add_pick(Path(image.folder), image.name)
+    run.add_tag(tag)
+    run._append({"type": "pick", "pick": {"image": image.name, "time": time.time()}})
+    return f"tagged run {run.name} with {tag!r}"
+
+
+def _end_all() -> None:
+    for run in list(_ACTIVE.values()):
+        try:
+            run.end()
+        except Exception as err:  # noqa: BLE001  (at exit, report and go on)
+            print(f"tracking: could not end run {run.name}: {err}")
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM exit through atexit (Python's default skips it), so runs end cleanly."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

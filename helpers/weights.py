@@ -1,0 +1,186 @@
+"""Fetching model weights: checkpoint downloads with hashes, hub ids, disk checks, and errors
+that say what to do.
+
+``fetch(spec)`` returns something a loader can read: a local file for a checkpoint URL
+(downloaded once, with a progress bar, into ``registry.cache_dir()`` and checked against
+its published SHA-256), the folder of a tiny model (built by ``helpers.tiny``), or a hub id
+that the loader's own ``from_pretrained`` downloads into the Hugging Face cache. When
+weights cannot be fetched (no network, no disk space, a wrong name), the error says what to
+do instead of showing a stack of HTTP internals.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from helpers.registry import CACHE_ENV, GB, ModelSpec, cache_dir, names
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Model weights could not be fetched or read; the message says what to do."""
+
+
+def offline_help(spec: ModelSpec) -> str:
+    return (
+        "Connect this machine to the internet and run the cell again, or copy the weights "
+        f"into {cache_dir()} (checkpoints) or the Hugging Face cache, or set "
+        "HELPERS_TINY_MODELS=1 to run the lesson with tiny random models."
+    )
+
+
+def _check_disk(spec: ModelSpec, folder: Path) -> None:
+    if not spec.size_bytes:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < spec.size_bytes * 1.1:
+        raise WeightsUnavailableError(
+            f"not enough disk space for {spec.name!r}: it needs about "
+            f"{spec.size_bytes / GB:.1f} GB and {folder} has {free / GB:.1f} GB free. "
+            f"Free some space or point {CACHE_ENV} (checkpoints) or HF_HOME (hub models) "
+            "at a larger disk."
+        )
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, dest: str | Path, sha256: str | None = None,
+             timeout: float = 30.0, progress: bool = True) -> Path:
+    """Download ``url`` to ``dest`` with a progress bar and check its SHA-256.
+
+    The file is written to ``dest + ".part"`` and renamed only once complete and verified,
+    so an interrupted download never leaves a file that looks finished. A verified file is
+    remembered (a ``.sha256`` note beside it) and not hashed again.
+
+    Raises:
+        WeightsUnavailableError: no network, a server error, a hash mismatch or a full disk.
+    """
+    import urllib.error
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    note = dest.with_name(dest.name + ".sha256")
+    if dest.exists():
+        if sha256 is None or (note.exists() and note.read_text().strip() == sha256):
+            return dest
+        if sha256_file(dest) == sha256:
+            note.write_text(sha256)
+            return dest
+        dest.unlink()
+        print(f"{dest} did not match its published SHA-256 (a partial or corrupt copy); "
+              "deleted it, downloading it again", file=sys.stderr)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            if total:
+                free = shutil.disk_usage(dest.parent).free
+                if free < total:
+                    raise OSError(errno.ENOSPC, "not enough space", str(dest.parent))
+            with open(part, "wb") as fh, tqdm(total=total, unit="B", unit_scale=True,
+                                              desc=dest.name, disable=not progress) as bar:
+                while block := response.read(1 << 20):
+                    fh.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+    except urllib.error.HTTPError as err:
+        part.unlink(missing_ok=True)
+        raise WeightsUnavailableError(
+            f"the server answered HTTP {err.code} ({err.reason}) for {url}. The file may have "
+            f"moved: check the address, download the file by hand to {dest}, or set "
+            "HELPERS_TINY_MODELS=1 to use tiny random models."
+        ) from err
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+        part.unlink(missing_ok=True)
+        reason = getattr(err, "reason", err)
+        raise WeightsUnavailableError(
+            f"could not download {url} ({reason}). The machine may be offline or the server "
+            "unreachable. Connect to the internet and try again, download the file by hand "
+            f"to {dest}, or set HELPERS_TINY_MODELS=1 to use tiny random models."
+        ) from err
+    except OSError as err:
+        part.unlink(missing_ok=True)
+        if err.errno == errno.ENOSPC:
+            raise WeightsUnavailableError(
+                f"not enough disk space to download {url} into {dest.parent}. Free some "
+                f"space or set {CACHE_ENV} to a folder on a larger disk."
+            ) from err
+        raise
+    got = digest.hexdigest()
+    if sha256 is not None and got != sha256:
+        part.unlink(missing_ok=True)
+        raise WeightsUnavailableError(
+            f"the file downloaded from {url} has SHA-256 {got}, not the published {sha256}: "
+            "it is corrupt or not the official file. Nothing was kept; run the cell again "
+            "to retry, or check the URL."
+        )
+    os.replace(part, dest)
+    if sha256 is not None:
+        note.write_text(sha256)
+    return dest
+
+
+def fetch(spec: ModelSpec) -> str:
+    """A local path (file or folder) or hub id for ``spec``, downloading checkpoint files.
+
+    Hub ids are returned as they are: the loaders' ``from_pretrained`` downloads them into
+    the Hugging Face cache with its own progress bars.
+    """
+    if spec.is_tiny:
+        from helpers import tiny
+
+        return str(tiny.ensure(spec.family))
+    if spec.is_url:
+        folder = cache_dir() / "checkpoints"
+        dest = folder / spec.source.rsplit("/", 1)[-1]
+        if not dest.exists():
+            _check_disk(spec, folder)
+        return str(download(spec.source, dest, sha256=spec.sha256))
+    if Path(spec.source).exists():
+        return spec.source
+    if spec.size_bytes:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        _check_disk(spec, Path(HF_HUB_CACHE))
+    return spec.source
+
+
+def translate_hub_error(spec: ModelSpec, err: Exception) -> Exception:
+    text = str(err)
+    kind = type(err).__name__
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return WeightsUnavailableError(
+            f"ran out of disk space while fetching {spec.name!r} ({spec.source}). Free some "
+            "space or set HF_HOME to a folder on a larger disk."
+        )
+    if "RepositoryNotFound" in kind or "404" in text and "Repository" in text:
+        return WeightsUnavailableError(
+            f"the hub has no repository {spec.source!r} (model {spec.name!r}). Check the "
+            f"name; known names are {', '.join(names(spec.family))}."
+        )
+    if "Gated" in kind:
+        return WeightsUnavailableError(
+            f"{spec.source!r} is gated: accept its licence on the hub and log in with "
+            "`hf auth login`, then run the cell again."
+        )
+    first_line = text.splitlines()[0] if text else ""
+    return WeightsUnavailableError(
+        f"could not fetch {spec.name!r} ({spec.source}): {kind}: {first_line}. "
+        + offline_help(spec)
+    )

@@ -1,0 +1,23 @@
+"""Interactive pieces of the lessons: each a plain state object plus a thin ipywidgets view.
+
+Each widget keeps its state (what is shown, what was picked) in an object that works and
+is tested without a browser; the ipywidgets view is built only when the widget is shown.
+Executed headlessly (CI, ``make lessons``), the widgets still build and keep their state.
+
+- ``PointPicker`` (``widgets.picker``): click on a photo to add include/exclude points,
+  drag to draw a box; the Segment Anything mask updates after every change. Its state is
+  a ``PromptState``, the undo history of a ``Prompt``.
+- ``ThresholdSlider`` (``widgets.slider``): detector boxes re-filtered live by a score
+  slider, without running the detector again.
+- ``gallery``/``Gallery`` and ``panel`` (``widgets.gallery``): logged images side by side
+  with their settings, grouped or sorted by one setting; "pick as best" on each image.
+- ``PhotoUpload`` (``widgets.upload``): a button that saves chosen photos into a folder.
+"""
+
+from helpers.widgets.gallery import Gallery, GalleryEntry, gallery, panel
+from helpers.widgets.picker import MIN_DRAG, MODES, PointPicker, PromptState
+from helpers.widgets.slider import ThresholdSlider
+from helpers.widgets.upload import PhotoUpload
+
+__all__ = ["MIN_DRAG", "MODES", "Gallery", "GalleryEntry", "PhotoUpload", "PointPicker",
+           "PromptState", "ThresholdSlider", "gallery", "panel"]

@@ -1,0 +1,62 @@
+"""``PhotoUpload``: a button that saves the photos a learner chooses into a folder (for
+training on their own subject in lesson 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class PhotoUpload:
+    """A file-upload button; every chosen photo is saved into ``folder`` under its name.
+
+    ``.saved`` lists the files saved so far (plain state, testable without a browser);
+    ``save(items)`` is what the button calls with ipywidgets' upload value.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.saved: list[Path] = []
+        self._view: Any = None
+        self._status: Any = None
+
+    def save(self, items: Any) -> list[Path]:
+        """Save uploaded files (dicts with ``name`` and ``content``) and return their paths.
+
+        Only the file's own name is kept, so a name cannot point outside ``folder``.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for item in items:
+            name = Path(str(item["name"])).name
+            if not name or name.startswith("."):
+                raise ValueError(f"cannot save an upload named {item['name']!r}")
+            path = self.folder / name
+            path.write_bytes(bytes(item["content"]))
+            written.append(path)
+        self.saved += written
+        if self._status is not None:
+            names = ", ".join(p.name for p in written)
+            self._status.value = (f"Saved {len(written)} photo(s) to <code>{self.folder}</code>: "
+                                  f"{names}")
+        return written
+
+    @property
+    def widget(self) -> Any:
+        """The ipywidgets view, built on first use."""
+        if self._view is None:
+            import ipywidgets as w
+
+            button = w.FileUpload(accept="image/*", multiple=True, description="Add photos")
+            self._status = w.HTML(f"Photos go to <code>{self.folder}</code>.")
+            button.observe(lambda change: self.save(change["new"]), names="value")
+            self._view = w.VBox([button, self._status])
+        return self._view
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def __repr__(self) -> str:
+        return f"PhotoUpload({str(self.folder)!r}, saved={len(self.saved)})"
