@@ -1,6 +1,7 @@
 # Prompting Vision Models: set up, open, test and pre-render the course.
 #   make lab       set up .venv and open JupyterLab on the lessons
 #   make test      set up, then lint, type check and run every test (notebooks in tiny mode)
+#   make unit      the fast lane: every test but the slow, notebook and browser ones
 #   make lessons   execute every lesson into build/ (MODE=tiny or MODE=real)
 # Set-up is keyed on a hash of the requirement files: when they have not changed, it is a no-op.
 
@@ -50,7 +51,7 @@ typecheck: setup-test
 	$(BIN)/mypy
 
 unit: setup-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow and not notebook and not browser"
 
 test: setup-test
 	$(BIN)/ruff check .

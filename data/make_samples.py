@@ -1,8 +1,9 @@
 """Copy the course's sample photos out of scikit-image and write data/manifest.json.
 
-Run once by a maintainer (``python data/make_samples.py``); the files and the manifest are
-committed, and ``tests/test_data.py`` checks that they still agree. The photos ship inside
-the scikit-image package, so nothing is downloaded.
+Run once by a maintainer (``pip install scikit-image`` or ``pip install -e .[data]``, then
+``python data/make_samples.py``); the files and the manifest are committed, and
+``tests/test_data.py`` checks that they still agree. The photos ship inside the scikit-image
+package, so nothing is downloaded; the course itself does not need scikit-image.
 """
 
 from __future__ import annotations

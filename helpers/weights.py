@@ -56,6 +56,44 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _verified_copy(dest: Path, sha256: str | None) -> bool:
+    """True when ``dest`` is already the file asked for; a copy that fails its hash is
+    deleted (with a line saying so)."""
+    note = dest.with_name(dest.name + ".sha256")
+    if not dest.exists():
+        return False
+    if sha256 is None or (note.exists() and note.read_text().strip() == sha256):
+        return True
+    if sha256_file(dest) == sha256:
+        note.write_text(sha256)
+        return True
+    dest.unlink()
+    print(f"{dest} did not match its published SHA-256 (a partial or corrupt copy); "
+          "deleted it, downloading it again", file=sys.stderr)
+    return False
+
+
+def _stream(url: str, part: Path, timeout: float, progress: bool) -> str:
+    """Write ``url`` into ``part`` with a progress bar; returns the SHA-256 of what came."""
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        if total and shutil.disk_usage(part.parent).free < total:
+            raise OSError(errno.ENOSPC, "not enough space", str(part.parent))
+        with open(part, "wb") as fh, tqdm(total=total, unit="B", unit_scale=True,
+                                          desc=part.name.removesuffix(".part"),
+                                          disable=not progress) as bar:
+            while block := response.read(1 << 20):
+                fh.write(block)
+                digest.update(block)
+                bar.update(len(block))
+    return digest.hexdigest()
+
+
 def download(url: str, dest: str | Path, sha256: str | None = None,
              timeout: float = 30.0, progress: bool = True) -> Path:
     """Download ``url`` to ``dest`` with a progress bar and check its SHA-256.
@@ -68,37 +106,14 @@ def download(url: str, dest: str | Path, sha256: str | None = None,
         WeightsUnavailableError: no network, a server error, a hash mismatch or a full disk.
     """
     import urllib.error
-    import urllib.request
-
-    from tqdm.auto import tqdm
 
     dest = Path(dest)
-    note = dest.with_name(dest.name + ".sha256")
-    if dest.exists():
-        if sha256 is None or (note.exists() and note.read_text().strip() == sha256):
-            return dest
-        if sha256_file(dest) == sha256:
-            note.write_text(sha256)
-            return dest
-        dest.unlink()
-        print(f"{dest} did not match its published SHA-256 (a partial or corrupt copy); "
-              "deleted it, downloading it again", file=sys.stderr)
+    if _verified_copy(dest, sha256):
+        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            if total:
-                free = shutil.disk_usage(dest.parent).free
-                if free < total:
-                    raise OSError(errno.ENOSPC, "not enough space", str(dest.parent))
-            with open(part, "wb") as fh, tqdm(total=total, unit="B", unit_scale=True,
-                                              desc=dest.name, disable=not progress) as bar:
-                while block := response.read(1 << 20):
-                    fh.write(block)
-                    digest.update(block)
-                    bar.update(len(block))
+        got = _stream(url, part, timeout, progress)
     except urllib.error.HTTPError as err:
         part.unlink(missing_ok=True)
         raise WeightsUnavailableError(
@@ -122,7 +137,6 @@ def download(url: str, dest: str | Path, sha256: str | None = None,
                 f"space or set {CACHE_ENV} to a folder on a larger disk."
             ) from err
         raise
-    got = digest.hexdigest()
     if sha256 is not None and got != sha256:
         part.unlink(missing_ok=True)
         raise WeightsUnavailableError(
@@ -132,7 +146,7 @@ def download(url: str, dest: str | Path, sha256: str | None = None,
         )
     os.replace(part, dest)
     if sha256 is not None:
-        note.write_text(sha256)
+        dest.with_name(dest.name + ".sha256").write_text(sha256)
     return dest
 
 

@@ -13,6 +13,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,6 +132,58 @@ def _threads() -> None:
 def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the test in tiny mode."""
     monkeypatch.setenv("HELPERS_TINY_MODELS", "1")
+
+
+# ---------------------------------------------------------------- tiny models, built once
+
+@pytest.fixture(scope="session")
+def seg() -> Any:
+    """The tiny SAM, loaded through the real loader."""
+    from helpers import sam
+
+    return sam.Segmenter.from_pretrained("tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def painter() -> Any:
+    """The tiny SD inpainting pipeline as an ``Inpainter``."""
+    from helpers import inpaint
+
+    return inpaint.Inpainter.from_pretrained("tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def detectors() -> dict[str, Any]:
+    """One tiny detector per family: OWL-ViT, OWLv2, Grounding DINO."""
+    from helpers import detect
+
+    return {family: detect.Detector.from_pretrained(f"tiny-{family}", device="cpu")
+            for family in detect.FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Any:
+    """The tiny CLIP as an ``Embedder``."""
+    from helpers import clip
+
+    return clip.Embedder.from_pretrained("tiny", device="cpu")
+
+
+@pytest.fixture
+def offline_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Runs recorded under this test's folder, offline, with no Comet key or config of the
+    machine's; yields the runs folder and ends every run the test left open."""
+    from helpers import tracking
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("HELPERS_RUNS_DIR", str(runs))
+    monkeypatch.setenv("COMET_CONFIG", str(tmp_path / "no-such.config"))
+    monkeypatch.delenv("COMET_API_KEY", raising=False)
+    monkeypatch.delenv("COMET_URL_OVERRIDE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.comet.config of the machine's
+    yield runs
+    for run in tracking.active():
+        run.end()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]

@@ -8,11 +8,6 @@ import pytest
 from helpers import clip, images
 
 
-@pytest.fixture(scope="module")
-def embedder() -> clip.Embedder:
-    return clip.Embedder.from_pretrained("tiny-clip", device="cpu")
-
-
 def test_text_and_image_vectors(embedder: clip.Embedder) -> None:
     t = embedder.embed_texts(["a photo of a cat", "a rocket"])
     i = embedder.embed_images([images.sample("chelsea"), images.sample("rocket")])

@@ -192,6 +192,7 @@ def test_lora_in_the_lesson_nouns(trained: tuple[dreambooth.DreamBoothResult, An
 
 # ---------------------------------------------------------------- resume
 
+@pytest.mark.slow
 def test_resumed_run_ends_with_the_same_weights(env: Path) -> None:
     from safetensors.torch import load_file
 
@@ -227,6 +228,7 @@ def test_resumed_run_ends_with_the_same_weights(env: Path) -> None:
                          resume="latest")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [
     {"gradient_checkpointing": True, "gradient_accumulation": 2},
     {"with_prior_preservation": False, "lr_scheduler": "cosine", "lr_warmup_steps": 1,

@@ -13,11 +13,6 @@ from helpers import images, inpaint, lora, registry, tracking, widgets
 from helpers.detections import Detections
 
 
-@pytest.fixture(scope="module")
-def painter() -> inpaint.Inpainter:
-    return inpaint.Inpainter.from_pretrained("tiny", device="cpu")
-
-
 def photo(w: int, h: int) -> Image.Image:
     return Image.fromarray(np.random.default_rng(w * 7 + h).integers(0, 255, (h, w, 3),
                                                                       np.uint8))
@@ -66,7 +61,7 @@ def test_same_seed_same_pixels(painter: inpaint.Inpainter) -> None:
     assert np.array_equal(np.asarray(two[1]), np.asarray(c))
 
 
-def test_sweep_uses_the_same_noise(painter: inpaint.Inpainter, tmp_path: Path,
+def test_sweep_uses_the_same_noise(painter: inpaint.Inpainter, offline_runs: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_inpaint as module
 
@@ -79,8 +74,6 @@ def test_sweep_uses_the_same_noise(painter: inpaint.Inpainter, tmp_path: Path,
         return noise
 
     monkeypatch.setattr(module, "randn_tensor", recording)
-    monkeypatch.setenv("HELPERS_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("COMET_CONFIG", str(tmp_path / "none"))
     run = tracking.start("sweep-test", online=False)
     img, mask = photo(100, 80), blob(100, 80, (0.3, 0.3, 0.7, 0.7))
     outs, sheet = painter.sweep(img, mask, "a dragon", "guidance_scale", [1.0, 5.0, 9.0],
@@ -96,10 +89,8 @@ def test_sweep_uses_the_same_noise(painter: inpaint.Inpainter, tmp_path: Path,
     assert [v for v, _ in gallery.groups()] == [1.0, 5.0, 9.0]
 
 
-def test_reproduce_returns_identical_pixels(painter: inpaint.Inpainter, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HELPERS_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("COMET_CONFIG", str(tmp_path / "none"))
+def test_reproduce_returns_identical_pixels(painter: inpaint.Inpainter,
+                                            offline_runs: Path) -> None:
     run = tracking.start("reproduce-test", online=False)
     img = images.sample("chelsea")
     out = painter.inpaint(img, blob(451, 300, (0.3, 0.2, 0.7, 0.8)), "a dragon", seed=5,
@@ -115,11 +106,9 @@ def test_reproduce_returns_identical_pixels(painter: inpaint.Inpainter, tmp_path
 
 
 def test_a_copied_run_folder_reproduces(painter: inpaint.Inpainter, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+                                        offline_runs: Path) -> None:
     import shutil
 
-    monkeypatch.setenv("HELPERS_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("COMET_CONFIG", str(tmp_path / "none"))
     run = tracking.start("copy-test", online=False)
     img, mask = photo(90, 60), blob(90, 60, (0.2, 0.2, 0.6, 0.6))
     for seed in (1, 2):  # two images, one photo and one mask: each input stored once
@@ -132,7 +121,7 @@ def test_a_copied_run_folder_reproduces(painter: inpaint.Inpainter, tmp_path: Pa
     assert not (registry.cache_dir() / "inputs").exists()  # nothing kept outside the run
     copy = tmp_path / "elsewhere" / "run"
     shutil.copytree(run.folder, copy)
-    shutil.rmtree(tmp_path / "runs")
+    shutil.rmtree(offline_runs)
     for stored in tracking.load_record(copy)["images"]:
         assert stored["folder"] == str(copy.resolve())
         assert tracking.same_pixels(stored, tracking.reproduce(stored))

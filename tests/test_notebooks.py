@@ -17,8 +17,13 @@ NOTEBOOKS = lessons.notebooks()
 FAKE_KEY = "FAKEnotebookKEY0123456789PLANTED"
 
 
-def test_lessons_exist() -> None:
-    assert [p.name for p in NOTEBOOKS][:1] == ["01_overview.ipynb"]
+def test_lessons_are_numbered_in_order_and_titled_so() -> None:
+    on_disk = sorted(lessons.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    assert on_disk == NOTEBOOKS and len(NOTEBOOKS) >= 5
+    for number, path in enumerate(NOTEBOOKS, start=1):
+        assert path.name.startswith(f"{number:02d}_"), path.name
+        title = "".join(json.loads(path.read_text())["cells"][0]["source"]).splitlines()[0]
+        assert title.startswith(f"# Lesson {number} · "), (path.name, title)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -14,11 +14,6 @@ from helpers import images, models, sam
 from helpers.detections import Detections
 
 
-@pytest.fixture(scope="module")
-def seg() -> sam.Segmenter:
-    return sam.Segmenter.from_pretrained("tiny", device="cpu")
-
-
 def photo(w: int, h: int) -> Image.Image:
     rng = np.random.default_rng(w * 1000 + h)
     return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))

@@ -24,17 +24,9 @@ FAKE_KEY = "FAKEkey0123456789abcdefPLANTED"
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    monkeypatch.setenv("HELPERS_RUNS_DIR", str(tmp_path / "runs"))
+def _isolated(offline_runs: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HELPERS_TINY_MODELS", "1")
-    monkeypatch.delenv("COMET_API_KEY", raising=False)
-    monkeypatch.setenv("COMET_CONFIG", str(tmp_path / "no-such.config"))
-    monkeypatch.delenv("COMET_URL_OVERRIDE", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.comet.config of the machine's
     monkeypatch.chdir(tmp_path)
-    yield
-    for run in tracking.active():
-        run.end()
 
 
 def _closed_port() -> int:
@@ -107,6 +99,7 @@ def test_offline_round_trip(tmp_path: Path, no_network: list[object]) -> None:
     assert no_network == []
 
 
+@pytest.mark.slow
 def test_comet_command_line_reads_the_archive(tmp_path: Path) -> None:
     run = _everything_logged(tmp_path)
     run.end()
@@ -160,6 +153,7 @@ def test_network_guard_works() -> None:
         socket.create_connection(("192.0.2.1", 80), timeout=1)
 
 
+@pytest.mark.slow
 def test_interrupted_script_leaves_complete_records(tmp_path: Path) -> None:
     script = tmp_path / "crash.py"
     script.write_text(
@@ -401,6 +395,7 @@ def test_probe_gives_up_on_a_silent_server() -> None:
         assert time.perf_counter() - start < 2.5
 
 
+@pytest.mark.slow
 def test_online_start_refused_falls_back_offline(monkeypatch: pytest.MonkeyPatch,
                                                  capfd: pytest.CaptureFixture[str]) -> None:
     import http.server
@@ -441,6 +436,7 @@ def test_online_start_refused_falls_back_offline(monkeypatch: pytest.MonkeyPatch
         server.server_close()
 
 
+@pytest.mark.slow
 def test_sigterm_still_leaves_a_complete_archive(tmp_path: Path) -> None:
     import signal
 

@@ -53,9 +53,6 @@ def test_prompt_state_bad_input(call, message: str) -> None:  # type: ignore[no-
         call(PromptState((100, 50)))
 
 
-@pytest.fixture(scope="module")
-def seg() -> sam.Segmenter:
-    return sam.Segmenter.from_pretrained("tiny", device="cpu")
 
 
 def test_picker_starts_from_defaults(seg: sam.Segmenter) -> None:

@@ -1,0 +1,141 @@
+"""The package's layers: every import of a helpers module goes downward, and none is a cycle.
+
+Every import statement counts, the ones inside functions (lazy) and under TYPE_CHECKING
+included. A new module must be given a layer here; a module that imports one of a higher
+(or the same) layer fails the test, naming both.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "helpers"
+
+LAYERS: dict[str, float] = {
+    # 0: no helpers module below them, nothing heavy at import time
+    "helpers": 0.0,
+    "helpers.runtime": 0.1,
+    "helpers.compat": 0.1,
+    "helpers.images": 0.2,
+    "helpers.prompts": 0.2,
+    "helpers.registry": 0.2,
+    "helpers.vocab": 0.2,
+    "helpers.detections": 0.3,
+    "helpers.viz": 0.4,
+    # 1: models, built and fetched
+    "helpers.tiny": 1.0,
+    "helpers.weights": 1.1,
+    "helpers.models": 1.2,
+    # 2: tracking (never a view)
+    "helpers.tracking.annotations": 2.0,
+    "helpers.tracking.comet": 2.0,
+    "helpers.tracking.record": 2.1,
+    "helpers.tracking.recipes": 2.1,
+    "helpers.tracking.run": 2.2,
+    "helpers.tracking": 2.3,
+    # 3: one model noun each, and using a LoRA
+    "helpers.lora": 3.0,
+    "helpers.clip": 3.1,
+    "helpers.sam": 3.1,
+    "helpers.detect": 3.1,
+    "helpers.generate": 3.1,
+    "helpers.inpaint": 3.1,
+    # 4: training
+    "helpers.dreambooth.config": 4.0,
+    "helpers.dreambooth.data": 4.1,
+    "helpers.dreambooth.inputs": 4.2,
+    "helpers.dreambooth.validation": 4.3,
+    "helpers.dreambooth.plan": 4.3,
+    "helpers.dreambooth.report": 4.4,
+    "helpers.dreambooth.checkpoints": 4.5,
+    "helpers.dreambooth.loop": 4.6,
+    "helpers.dreambooth.cli": 4.7,
+    "helpers.dreambooth": 4.8,
+    "helpers.dreambooth.__main__": 4.9,
+    # 5: views
+    "helpers.widgets.picker": 5.0,
+    "helpers.widgets.slider": 5.0,
+    "helpers.widgets.gallery": 5.0,
+    "helpers.widgets.upload": 5.0,
+    "helpers.widgets": 5.1,
+    # running the notebooks: imports no helpers module at all
+    "helpers.lessons": 6.0,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+
+
+def imports_of(path: Path) -> set[str]:
+    """The helpers modules ``path`` imports anywhere in its code."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("helpers")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                and node.module.startswith("helpers"):
+            for alias in node.names:  # `from helpers import sam` imports the module sam
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if sub in MODULES else node.module)
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            raise AssertionError(f"{path}: use absolute imports (from helpers...)")
+    return found
+
+
+GRAPH = {name: imports_of(path) - {name} for name, path in MODULES.items()}
+
+
+def test_every_module_has_a_layer() -> None:
+    assert set(MODULES) == set(LAYERS), (
+        f"modules without a layer: {sorted(set(MODULES) - set(LAYERS))}; "
+        f"layers without a module: {sorted(set(LAYERS) - set(MODULES))}")
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_go_downward(module: str) -> None:
+    upward = [f"{target} (layer {LAYERS[target]})" for target in sorted(GRAPH[module])
+              if LAYERS[target] >= LAYERS[module]]
+    assert not upward, f"{module} (layer {LAYERS[module]}) imports {', '.join(upward)}"
+
+
+def test_no_import_cycle() -> None:
+    state: dict[str, str] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for target in sorted(GRAPH[node]):
+            if state.get(target) == "open":
+                cycle = trail[trail.index(target):] + [target] if target in trail else [target]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if target not in state:
+                visit(target, trail + [target])
+        state[node] = "done"
+
+    for name in sorted(GRAPH):
+        if name not in state:
+            visit(name, [name])
+
+
+def test_the_checker_sees_lazy_and_type_checking_imports(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from helpers.sam import Segmenter\n"
+        "def f():\n    from helpers import tracking, widgets\n    import helpers.viz\n")
+    assert imports_of(sample) == {"helpers.sam", "helpers.tracking", "helpers.widgets",
+                                  "helpers.viz"}
+
+
+def test_lessons_layer_is_a_leaf() -> None:
+    assert GRAPH["helpers.lessons"] == set()
+    assert not any(t.startswith("helpers.widgets") for t in GRAPH["helpers.tracking.run"])
