@@ -1,9 +1,11 @@
 """helpers: the small package that the Prompting Vision Models lessons call.
 
-One module per idea (see the README): ``images``, ``runtime``, ``models``, ``tiny``,
-``detections``, ``viz``, ``clip``, ``sam``, ``detect``, ``inpaint``, ``dreambooth``,
-``generate``, ``tracking``, ``widgets`` and ``lessons``. Importing the package is cheap: torch,
-transformers and diffusers are imported inside the functions that need them, so
+One module per noun, in layers that only import downward (see the README's table):
+``runtime``, ``images``, ``registry``, ``prompts``, ``detections``, ``viz`` at the bottom;
+``tiny``, ``weights``, ``models`` to build and load models; ``tracking`` (a package); the model
+nouns ``clip``, ``sam``, ``detect``, ``inpaint``, ``generate`` and ``lora``; ``dreambooth`` (a
+package); ``widgets`` (a package) on top; and ``lessons``. Importing the package is cheap:
+torch, transformers and diffusers are imported inside the functions that need them, so
 ``from helpers import images`` never waits for a deep-learning framework.
 
 Lessons import modules, not names, so a reader always sees where a name comes from::

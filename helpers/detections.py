@@ -5,6 +5,12 @@ image, ``scores`` (N,), ``labels`` (N strings: the text query that found each bo
 once segmented, ``masks`` (N, H, W) bool with ``mask_scores`` (N,). It is validated when
 built, indexed like a NumPy array (``dets[dets.scores > 0.3]``, ``dets[0]``, ``dets[2:]``),
 and every other box format enters through a named constructor.
+
+A ``Detections`` does not know its image, so a box may reach past it (as a detector's raw
+box can). Wherever the image is known, boxes are clipped to it by one rule
+(``Detections.clip``): ``to_mask`` and ``box_masks`` clip, ``Segmenter.segment`` clips and
+refuses a box with no area inside, and the tracker clips with a warning (and drops a box
+wholly outside). A *prompt* box, typed by a learner, is never clipped: see ``prompts.Prompt``.
 """
 
 from __future__ import annotations

@@ -205,6 +205,16 @@ def sample(name: str) -> Image.Image:
     return load(data_dir() / entries[name]["file"])
 
 
+def digest(img: Image.Image) -> str:
+    """The SHA-256 of an image's content: its mode, size and pixels (not its file encoding),
+    so the same picture has the same digest however it was saved or loaded."""
+    import hashlib
+
+    h = hashlib.sha256(f"{img.mode}{img.size}".encode())
+    h.update(img.tobytes())
+    return h.hexdigest()
+
+
 def resize_long_side(img: Image.Image, n: int) -> Image.Image:
     """Resize so the longer side is ``n`` pixels, keeping the aspect ratio.
 

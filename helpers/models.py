@@ -269,3 +269,10 @@ class Pretrained:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, device={self.device!r})"
+
+
+def __getattr__(name: str) -> object:
+    if name == "has_adapters":
+        raise AttributeError("models.has_adapters has moved: use lora.has_adapters "
+                             "(from helpers import lora)")
+    raise AttributeError(f"module 'helpers.models' has no attribute {name!r}")

@@ -12,7 +12,6 @@ Coordinates are those of the original image: points ``(x, y)`` and boxes
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,13 +79,6 @@ def _mask_box(mask: np.ndarray) -> list[float]:
     return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
 
 
-def image_key(img: Image.Image) -> str:
-    """A content hash of an RGB image (size and pixels)."""
-    digest = hashlib.sha1(f"{img.width}x{img.height}".encode())
-    digest.update(img.tobytes())
-    return digest.hexdigest()
-
-
 @dataclass
 class _Embedding:
     features: Any  # torch.Tensor (1, C, h, w) on the model's device
@@ -144,7 +136,7 @@ class Segmenter(models.Pretrained):
             image: anything ``images.load`` accepts.
         """
         img = images.load(image)
-        key = f"{self.name}:{image_key(img)}"
+        key = f"{self.name}:{images.digest(img)}"
         embedding = self._cache.get(key)
         if embedding is None:
             import torch
@@ -190,7 +182,7 @@ class Segmenter(models.Pretrained):
         assert self._image is not None
         photo = io.BytesIO()
         self._image.save(photo, format="PNG")
-        torch.save({"format": 1, "model": self.name, "key": self._key,
+        torch.save({"format": 2, "model": self.name, "key": self._key,
                     "features": embedding.features.detach().cpu(),
                     "original_size": list(embedding.original_size),
                     "input_size": list(embedding.input_size),
@@ -222,10 +214,10 @@ class Segmenter(models.Pretrained):
         from PIL import Image as PILImage
 
         img = images.load(PILImage.open(io.BytesIO(data["image_png"])))
-        key = f"{self.name}:{image_key(img)}"
-        if data.get("key") != key:
+        key = f"{self.name}:{images.digest(img)}"
+        if data.get("format", 1) >= 2 and data.get("key") != key:  # format 1 keyed by SHA-1
             raise ValueError(f"{str(path)!r} is damaged: its photo does not match its embedding")
-        if image is not None and image_key(images.load(image)) != image_key(img):
+        if image is not None and images.digest(images.load(image)) != images.digest(img):
             raise ValueError(f"{str(path)!r} was computed for another image than this one")
         embedding = _Embedding(data["features"].to(self.device),
                                tuple(data["original_size"]), tuple(data["input_size"]))

@@ -139,3 +139,18 @@ def test_the_checker_sees_lazy_and_type_checking_imports(tmp_path: Path) -> None
 def test_lessons_layer_is_a_leaf() -> None:
     assert GRAPH["helpers.lessons"] == set()
     assert not any(t.startswith("helpers.widgets") for t in GRAPH["helpers.tracking.run"])
+
+
+@pytest.mark.parametrize(("module", "name", "where"), [
+    ("tracking", "gallery", "widgets.gallery"),
+    ("dreambooth", "upload_widget", "widgets.PhotoUpload"),
+    ("dreambooth", "main", "helpers.dreambooth.cli.main"),
+    ("models", "has_adapters", "lora.has_adapters"),
+])
+def test_moved_names_say_where_they_went(module: str, name: str, where: str) -> None:
+    import importlib
+
+    with pytest.raises(AttributeError, match=f"{module}.{name} has moved: use {where}"):
+        getattr(importlib.import_module(f"helpers.{module}"), name)
+    with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
+        importlib.import_module(f"helpers.{module}").nothing_here  # noqa: B018

@@ -48,3 +48,12 @@ __all__ = [
     "collect_photos", "default_subject", "instance_photos", "load_lora", "loss_curve",
     "lora_folder", "set_lora_weight", "train", "unload_lora", "validation_grid",
 ]
+
+_MOVED = {"upload_widget": "widgets.PhotoUpload(folder) (from helpers import widgets)",
+          "main": "helpers.dreambooth.cli.main, or `python -m helpers.dreambooth`"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        raise AttributeError(f"dreambooth.{name} has moved: use {_MOVED[name]}")
+    raise AttributeError(f"module 'helpers.dreambooth' has no attribute {name!r}")

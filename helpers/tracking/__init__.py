@@ -44,3 +44,12 @@ __all__ = [
     "load_record", "logged_images", "pick", "plain", "recipe", "reproduce", "runs",
     "runs_dir", "same_pixels", "server_answers", "server_url", "start",
 ]
+
+_MOVED = {"gallery": "widgets.gallery(...) (from helpers import widgets)",
+          "GalleryEntry": "widgets.GalleryEntry, which is tracking.LoggedImage"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:  # a view never lives in tracking: say where it went
+        raise AttributeError(f"tracking.{name} has moved: use {_MOVED[name]}")
+    raise AttributeError(f"module 'helpers.tracking' has no attribute {name!r}")

@@ -14,13 +14,13 @@ calls the function registered for that kind with the settings and the restored i
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from helpers.images import digest
 from helpers.tracking.annotations import plain
 
 if TYPE_CHECKING:
@@ -45,13 +45,6 @@ def recipe(made_by: Callable[..., Any]) -> Callable[[F], F]:
         return fn
 
     return register
-
-
-def digest(img: Image.Image) -> str:
-    """A content hash of an image: its mode, size and pixels (not its file encoding)."""
-    h = hashlib.sha256(f"{img.mode}{img.size}".encode())
-    h.update(img.tobytes())
-    return h.hexdigest()
 
 
 @dataclass
