@@ -8,6 +8,7 @@ naming the installed version, as soon as a library moves one.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 PRIVATE_NAMES = (
     # A notebook kernel keeps accelerate's process-wide state from one training run to the
@@ -17,6 +18,21 @@ PRIVATE_NAMES = (
     ("accelerate", "accelerate.state", "PartialState._shared_state"),
 )
 """(distribution, module, attribute path) of every internal name used here."""
+
+
+def moved(module: str, names: dict[str, str]) -> Callable[[str], object]:
+    """A module ``__getattr__`` that says where a name of an earlier helpers went.
+
+    ``names`` maps each old name to what to use now; any other missing name raises the
+    usual AttributeError.
+    """
+    def __getattr__(name: str) -> object:
+        if name in names:
+            raise AttributeError(f"{module.removeprefix('helpers.')}.{name} has moved: use "
+                                 f"{names[name]}")
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__
 
 
 def lookup(module: str, path: str) -> object:

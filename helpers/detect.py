@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import images, models
+from helpers import compat, images, models
 from helpers.detections import Detections
 
 FAMILIES = ("owlvit", "owlv2", "grounding-dino")
@@ -207,3 +207,7 @@ class Detector(models.Pretrained):
         texts = _queries(queries)
         raw, size = self.raw(image, texts)
         return to_detections(raw, size, texts, threshold, nms_iou, cross_label_nms, top_k)
+
+
+__getattr__ = compat.moved(__name__, {
+    "NAMES": "registry.aliases(detect.FAMILIES) (names and aliases live in helpers.registry)"})

@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from helpers import compat
+from helpers.prompts import same_arrays
+
 
 def _as_boxes(xyxy: Any) -> np.ndarray:
     boxes = np.asarray(xyxy, dtype=np.float32)
@@ -167,8 +170,8 @@ class Detections:
         return (np.array_equal(self.xyxy, other.xyxy)
                 and np.array_equal(self.scores, other.scores)
                 and self.labels == other.labels
-                and _same(self.masks, other.masks)
-                and _same(self.mask_scores, other.mask_scores))
+                and same_arrays(self.masks, other.masks)
+                and same_arrays(self.mask_scores, other.mask_scores))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -349,7 +352,6 @@ class Detections:
         ]
 
 
-def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return bool(np.array_equal(a, b))
+
+__getattr__ = compat.moved(__name__, {
+    "check_points": "prompts.Prompt(size, points, labels), which checks them"})

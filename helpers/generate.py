@@ -51,6 +51,13 @@ class Generator(models.Pretrained):
         self.recipes = recipes
 
     @classmethod
+    def from_pretrained(cls, name: str | None = None, device: str | None = None,
+                        dtype: Any = None) -> Generator:
+        """Load the text-to-image model ``name`` on ``device``; ``dtype`` None follows
+        ``runtime.dtype`` (float16 on CUDA, float32 elsewhere)."""
+        return cls(cls._load(name, device, dtype))
+
+    @classmethod
     def wrap(cls, pipe: Any) -> Generator:
         """A ``Generator`` around a pipeline loaded elsewhere (its images carry no recipe)."""
         spec = models.ModelSpec("user-pipeline", "sd", "user-pipeline")

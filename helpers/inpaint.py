@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from helpers import images, lora, models, runtime, tracking
+from helpers import compat, images, lora, models, runtime, tracking
 
 if TYPE_CHECKING:
     from helpers.tracking import Run
@@ -49,6 +49,11 @@ def as_mask(mask: Any, size: tuple[int, int]) -> np.ndarray:
 
     w, h = size
     if isinstance(mask, Detections):
+        if mask.masks is None:
+            raise ValueError(
+                "these detections have no masks yet: add them with Segmenter.segment("
+                "detections), or pass detections.to_mask(photo.size, boxes_if_no_masks=True) "
+                "to repaint the whole boxes")
         arr = mask.to_mask(size)
     elif isinstance(mask, Image.Image):
         arr = np.asarray(mask.convert("L"))
@@ -190,6 +195,13 @@ class Inpainter(models.Pretrained):
             self.pipe.enable_attention_slicing()
             if cpu_offload:
                 self.pipe.enable_model_cpu_offload()
+
+    @classmethod
+    def from_pretrained(cls, name: str | None = None, device: str | None = None,
+                        dtype: Any = None, cpu_offload: bool = False) -> Inpainter:
+        """Load the inpainting model ``name`` (see the class docstring) on ``device``;
+        ``dtype`` None follows ``runtime.dtype`` (float16 on CUDA, float32 elsewhere)."""
+        return cls(cls._load(name, device, dtype), cpu_offload)
 
     def _prompt_tokens(self, text: str | None) -> int:
         if not text:
@@ -363,3 +375,7 @@ def difference(a: Any, b: Any) -> np.ndarray:
         raise ValueError(f"images differ in size: {x.shape[1]}x{x.shape[0]} vs "
                          f"{y.shape[1]}x{y.shape[0]}")
     return np.abs(x - y).max(axis=-1).astype(np.float32)
+
+
+__getattr__ = compat.moved(__name__, {
+    "NAMES": "registry.aliases('sd-inpaint') (names and aliases live in helpers.registry)"})

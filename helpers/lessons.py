@@ -90,6 +90,7 @@ def execute(path: Path, mode: str = "tiny", timeout: int = 1800,
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.lessons [--mode tiny|real] [--out DIR] [names...]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("tiny", "real"), default="tiny")
     parser.add_argument("--out", type=Path, default=ROOT / "build")

@@ -69,12 +69,9 @@ def has_adapters(target: Any) -> bool:
 
     Anything that is not a LoRA-capable pipeline has none.
     """
-    lister = getattr(getattr(target, "pipe", target), "get_list_adapters", None)
-    if lister is None:
-        return False
     try:
-        return any(lister().values())
-    except (AttributeError, ValueError):
+        return bool(adapters(target))
+    except (TypeError, AttributeError, ValueError):
         return False
 
 

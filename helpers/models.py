@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from helpers import runtime
+from helpers import compat, runtime
 from helpers.registry import (  # noqa: F401  (re-exported: the registry's public face)
     CACHE_ENV,
     DIFFUSION_FAMILIES,
@@ -244,19 +244,22 @@ class Pretrained:
         self.device: str = loaded.device
 
     @classmethod
-    def from_pretrained(cls, name: str | None = None, device: str | None = None,
-                        dtype: Any = None, **options: Any) -> Any:
+    def from_pretrained(cls, name: str | None = None, device: str | None = None) -> Any:
         """Load ``name`` (default ``cls.default``; a registry name, an alias such as
-        ``"tiny"``, or a hub id) on ``device`` (None: the best one present).
+        ``"tiny"``, or for some families a hub id) on ``device`` (None: the best one present).
 
         Raises:
             ValueError: an unknown name or device, before anything is downloaded.
             WeightsUnavailableError: the weights cannot be fetched; the message says what
                 to do.
         """
-        loaded = load(cls.default if name is None else name, device=device, dtype=dtype,
-                      family=cls.families)
-        return cls(loaded, **options)
+        return cls(cls._load(name, device))
+
+    @classmethod
+    def _load(cls, name: str | None, device: str | None, dtype: Any = None) -> Loaded:
+        """The model ``name`` of this class's families (what ``from_pretrained`` wraps)."""
+        return load(cls.default if name is None else name, device=device, dtype=dtype,
+                    family=cls.families)
 
     @property
     def name(self) -> str:
@@ -265,14 +268,12 @@ class Pretrained:
 
     @property
     def spec(self) -> ModelSpec:
+        """Where the loaded model came from (source, revision, family)."""
         return self.loaded.spec
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, device={self.device!r})"
 
 
-def __getattr__(name: str) -> object:
-    if name == "has_adapters":
-        raise AttributeError("models.has_adapters has moved: use lora.has_adapters "
-                             "(from helpers import lora)")
-    raise AttributeError(f"module 'helpers.models' has no attribute {name!r}")
+__getattr__ = compat.moved(__name__, {
+    "has_adapters": "lora.has_adapters (from helpers import lora)"})

@@ -26,7 +26,11 @@ INCLUDE, EXCLUDE = 1, 0
 
 
 def _points(points: Any) -> np.ndarray:
-    pts = np.asarray(points, dtype=np.float64)
+    try:
+        pts = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"points must be (N, 2) numbers, (x, y) pixels; got {points!r:.60}"
+                         ) from err
     if pts.size == 0:
         raise ValueError("points is empty; give at least one (x, y) point or None")
     pts = pts.reshape(-1, 2) if pts.ndim == 1 and pts.size == 2 else pts
@@ -70,7 +74,11 @@ class Prompt:
     mask: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        w, h = (int(v) for v in self.size)
+        try:
+            w, h = (int(v) for v in self.size)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"image size {self.size!r} must be (width, height) in pixels"
+                             ) from err
         if w < 1 or h < 1:
             raise ValueError(f"image size {self.size!r} must be (width, height) >= 1 pixel")
         set_ = object.__setattr__
@@ -84,7 +92,11 @@ class Prompt:
         if self.box is not None:
             set_(self, "box", self._checked_box(_box(self.box)))
         if self.mask is not None:
-            m = np.asarray(self.mask, dtype=np.float32)
+            try:
+                m = np.asarray(self.mask, dtype=np.float32)
+            except (TypeError, ValueError) as err:
+                raise ValueError("mask must be (1, h, w) logits from an earlier result "
+                                 "(result.logits[i:i+1])") from err
             m = m[None] if m.ndim == 2 else m
             if m.ndim != 3 or m.shape[0] != 1 or not np.isfinite(m).all():
                 raise ValueError(f"mask must be (1, h, w) finite logits from an earlier "
@@ -176,16 +188,11 @@ class Prompt:
         """The number of points."""
         return 0 if self.points is None else len(self.points)
 
-    def kwargs(self) -> dict[str, Any]:
-        """``points``, ``labels``, ``box`` and ``mask`` as keyword arguments."""
-        return {"points": self.points, "labels": self.labels, "box": self.box,
-                "mask": self.mask}
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Prompt):
             return NotImplemented
         return self.size == other.size and all(
-            _same(getattr(self, k), getattr(other, k)) for k in ("points", "labels", "box",
+            same_arrays(getattr(self, k), getattr(other, k)) for k in ("points", "labels", "box",
                                                                   "mask"))
 
     __hash__ = None  # type: ignore[assignment]
@@ -214,7 +221,8 @@ class Prompt:
         return cls(saved, points, labels, box)
 
 
-def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+def same_arrays(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """True when both are None, or both are arrays with equal shape and values."""
     if a is None or b is None:
         return a is None and b is None
     return bool(np.array_equal(a, b))

@@ -30,6 +30,9 @@ NOUNS = {"sam": "SAM model", "clip": "CLIP model", "owlvit": "detector", "owlv2"
          "grounding-dino": "detector", "sd-inpaint": "inpainting model",
          "sd": "text-to-image model"}
 """What a model of each family is called in messages ("unknown detector 'x'")."""
+SOURCE_FAMILIES = tuple(f for f in FAMILIES if f != "sam")
+"""Families whose loader also takes a hub id or a local folder (``from_pretrained``); a SAM
+checkpoint needs its architecture, so SAM takes registry names only."""
 CACHE_ENV = "HELPERS_CACHE"
 TINY_ALIAS = "tiny"
 
@@ -63,10 +66,12 @@ class ModelSpec:
 
     @property
     def is_tiny(self) -> bool:
+        """True for a tiny random model built in code."""
         return self.source == "tiny"
 
     @property
     def is_url(self) -> bool:
+        """True for a checkpoint file downloaded from a URL (with its SHA-256)."""
         return self.source.startswith(("https://", "http://"))
 
 
@@ -172,8 +177,8 @@ def resolve(name: str, family: str | Sequence[str] | None = None) -> ModelSpec:
     """The spec that ``name`` stands for, with tiny mode applied.
 
     Args:
-        name: a registry name, an alias within ``family``, or (with exactly one family) a
-            hub id ``"org/repo"`` or a local folder.
+        name: a registry name, an alias within ``family``, or (with exactly one family of
+            ``SOURCE_FAMILIES``) a hub id ``"org/repo"`` or a local folder.
         family: one family, several (the first one's alias wins, so ``"tiny"`` for a
             detector is tiny OWL-ViT), or None for any registry name.
 
@@ -196,13 +201,17 @@ def resolve(name: str, family: str | Sequence[str] | None = None) -> ModelSpec:
                 f"model {name!r} is a {spec.family} model, not {' or '.join(chosen)}; "
                 f"choose one of {', '.join(names(chosen))}"
             )
-        elif len(chosen) == 1 and family is not None and _looks_like_source(name):
+        elif _takes_sources(chosen, family) and _looks_like_source(name):
             spec = ModelSpec(name, chosen[0], name, description="user-supplied")
         else:
             raise ValueError(_unknown(name, chosen, what, family is not None))
     if runtime.tiny_mode() and not spec.is_tiny:
         spec = TINY[spec.family]
     return spec
+
+
+def _takes_sources(chosen: tuple[str, ...], family: object) -> bool:
+    return family is not None and len(chosen) == 1 and chosen[0] in SOURCE_FAMILIES
 
 
 def _looks_like_source(name: str) -> bool:
@@ -215,5 +224,6 @@ def _unknown(name: str, chosen: tuple[str, ...], what: str, scoped: bool) -> str
     close = difflib.get_close_matches(name, pool + extra, n=3, cutoff=0.4)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     known = ", ".join(pool) + (f" (or {', '.join(map(repr, extra))})" if extra else "")
-    where = " or a hub id 'org/repo' or a local folder" if scoped and len(chosen) == 1 else ""
+    where = " or a hub id 'org/repo' or a local folder" if _takes_sources(
+        chosen, chosen if scoped else None) else ""
     return f"unknown {what} {name!r}.{hint} Known: {known}{where}."

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers import images, models
+from helpers import compat, images, models
 from helpers.prompts import Prompt
 
 if TYPE_CHECKING:
@@ -115,6 +115,14 @@ class Segmenter(models.Pretrained):
         self._cache: OrderedDict[str, _Embedding] = OrderedDict()
         self._key: str | None = None
         self._image: Image.Image | None = None
+
+    @classmethod
+    def from_pretrained(cls, name: str | None = None, device: str | None = None,
+                        cache_size: int = 8) -> Segmenter:
+        """Load SAM ``name`` (see the class docstring) on ``device``, keeping the embeddings
+        of the last ``cache_size`` images. SAM always runs in float32: its mask decoder is
+        not reliable in half precision."""
+        return cls(cls._load(name, device), cache_size)
 
     @property
     def image(self) -> Image.Image | None:
@@ -242,7 +250,14 @@ class Segmenter(models.Pretrained):
                mask: Any = None) -> Prompt:
         """A ``Prompt`` for the current image, checked (including the mask's shape)."""
         self._require_image()
-        prompt = Prompt(self.image_size, points, labels, box, mask)
+        return self._fits(Prompt(self.image_size, points, labels, box, mask))
+
+    def _fits(self, prompt: Prompt) -> Prompt:
+        """``prompt`` if it was made for the current image and its mask has this model's
+        low-resolution shape."""
+        if prompt.size != self.image_size:
+            raise ValueError(f"the prompt was made for a {prompt.size[0]}x{prompt.size[1]} "
+                             f"image, not this {self.image_size[0]}x{self.image_size[1]} one")
         if prompt.mask is not None and prompt.mask.shape[1:] != self._mask_size():
             h, w = self._mask_size()
             raise ValueError(
@@ -276,9 +291,8 @@ class Segmenter(models.Pretrained):
             prompt = self.prompt(points, labels, box, mask)
         elif any(v is not None for v in (points, labels, box, mask)):
             raise ValueError("give either prompt= or points/labels/box/mask, not both")
-        elif prompt.size != self.image_size:
-            raise ValueError(f"the prompt was made for a {prompt.size[0]}x{prompt.size[1]} "
-                             f"image, not this {self.image_size[0]}x{self.image_size[1]} one")
+        else:
+            prompt = self._fits(prompt)
         if prompt.is_empty():
             raise ValueError("give at least one prompt: points= with labels=, box=, or mask=")
         with torch.inference_mode():
@@ -331,3 +345,8 @@ class Segmenter(models.Pretrained):
                 scores.append(s[:, 0].float().cpu().numpy())
         return detections.with_masks(np.concatenate(masks).astype(bool),
                                      np.concatenate(scores).astype(np.float32))
+
+
+__getattr__ = compat.moved(__name__, {
+    "NAMES": "registry.aliases('sam') (names and aliases live in helpers.registry)",
+    "image_key": "images.digest"})

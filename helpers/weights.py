@@ -26,6 +26,7 @@ class WeightsUnavailableError(RuntimeError):
 
 
 def offline_help(spec: ModelSpec) -> str:
+    """What to do when the weights of ``spec`` cannot be fetched."""
     return (
         "Connect this machine to the internet and run the cell again, or copy the weights "
         f"into {cache_dir()} (checkpoints) or the Hugging Face cache, or set "
@@ -176,6 +177,7 @@ def fetch(spec: ModelSpec) -> str:
 
 
 def translate_hub_error(spec: ModelSpec, err: Exception) -> Exception:
+    """A ``WeightsUnavailableError`` that says what to do, for a hub or disk error."""
     text = str(err)
     kind = type(err).__name__
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:

@@ -322,6 +322,7 @@ def heavy_work_forbidden(*args: Any, **kwargs: Any) -> None:
     ({"resolution": 100}, "resolution 100 must be a multiple of 8"),
     ({"rank": 0}, "rank 0 must be an integer >= 1"),
     ({"max_steps": 2.5}, "max_steps 2.5 must be an integer"),
+    ({"seed": 2**32}, "seed 4294967296 must be below 2..32"),
     ({"learning_rate": 5}, "learning_rate 5 must lie in"),
     ({"lr_scheduler": "warm"}, "lr_scheduler 'warm' is not one of constant"),
     ({"mixed_precision": "fp8"}, "mixed_precision 'fp8' is not one of"),
@@ -407,7 +408,7 @@ def test_default_subject_matches_its_manifest() -> None:
         assert np.abs(saved - np.asarray(crop, dtype=np.int16)).mean() < 3  # JPEG only
 
 
-def test_upload_widget_saves_photos(tmp_path: Path) -> None:
+def test_photo_upload_saves_photos(tmp_path: Path) -> None:
     import datetime
     import io
 

@@ -161,7 +161,8 @@ def test_detections_are_inpainted_by_their_masks_not_their_boxes(
     same = np.asarray(painter.inpaint(img, mask, "a dog", steps=2, grow=0, feather=0)[0])
     assert np.array_equal(out, same)  # exactly what the mask itself gives
     assert np.array_equal(out[~mask], np.asarray(img)[~mask])  # the box around it is kept
-    with pytest.raises(ValueError, match="no masks yet"):
+    with pytest.raises(ValueError, match=r"no masks yet.*detections.to_mask\(photo.size, "
+                                         r"boxes_if_no_masks=True\)"):
         painter.inpaint(img, Detections([[10, 10, 60, 40]]), "a dog", steps=2)
 
 
@@ -219,3 +220,27 @@ def test_a_pipeline_with_a_lora_gives_no_recipe(painter: inpaint.Inpainter,
     monkeypatch.setattr(lora, "has_adapters", lambda pipe: True)
     adapted = painter.inpaint(img, mask, "a dog", steps=2)[0]
     assert tracking.RECIPE_KEY not in adapted.info  # "sd2-inpaint" alone would not rebuild it
+
+
+def test_a_record_of_the_earlier_helpers_still_reproduces(painter: inpaint.Inpainter,
+                                                          tmp_path: Path) -> None:
+    """Records written before recipes moved their inputs into the run folder name the kind
+    "inpaint.inpaint" and keep absolute input paths among the settings."""
+    img, mask = photo(90, 60), blob(90, 60, (0.2, 0.2, 0.6, 0.6))
+    made = painter.inpaint(img, mask, "a dog", seed=4, steps=2)[0]
+    recipe = made.info[tracking.RECIPE_KEY]
+    refs = {}
+    for name, picture in recipe.inputs.items():
+        path = tmp_path / f"{name}.png"
+        picture.save(path)
+        refs[name] = {"file": str(path), "sha256": images.digest(picture)}
+    old = {"name": "dragon", "recipe": {"kind": "inpaint.inpaint",
+                                        "args": {**recipe.args, **refs}}}
+    assert np.array_equal(np.asarray(tracking.reproduce(old)), np.asarray(made))
+
+
+def test_recipe_inputs_must_be_images(offline_runs: Path) -> None:
+    run = tracking.start("bad-input", online=False)
+    bad = tracking.Recipe("helpers.inpaint:Inpainter.inpaint", {}, {"mask": np.ones((4, 4))})
+    with pytest.raises(ValueError, match="recipe input 'mask' is a ndarray; inputs are PIL"):
+        run.log_image(photo(8, 8), "x", recipe=bad)

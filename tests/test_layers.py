@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent / "helpers"
 
 LAYERS: dict[str, float] = {
     # 0: no helpers module below them, nothing heavy at import time
-    "helpers": 0.0,
+    "helpers": -0.1,
     "helpers.runtime": 0.1,
-    "helpers.compat": 0.1,
+    "helpers.compat": 0.0,
     "helpers.images": 0.2,
     "helpers.prompts": 0.2,
     "helpers.registry": 0.2,
@@ -146,6 +146,11 @@ def test_lessons_layer_is_a_leaf() -> None:
     ("dreambooth", "upload_widget", "widgets.PhotoUpload"),
     ("dreambooth", "main", "helpers.dreambooth.cli.main"),
     ("models", "has_adapters", "lora.has_adapters"),
+    ("sam", "NAMES", r"registry.aliases\('sam'\)"),
+    ("sam", "image_key", "images.digest"),
+    ("inpaint", "NAMES", r"registry.aliases\('sd-inpaint'\)"),
+    ("detect", "NAMES", r"registry.aliases\(detect.FAMILIES\)"),
+    ("detections", "check_points", r"prompts.Prompt\(size, points, labels\)"),
 ])
 def test_moved_names_say_where_they_went(module: str, name: str, where: str) -> None:
     import importlib
@@ -154,3 +159,18 @@ def test_moved_names_say_where_they_went(module: str, name: str, where: str) -> 
         getattr(importlib.import_module(f"helpers.{module}"), name)
     with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
         importlib.import_module(f"helpers.{module}").nothing_here  # noqa: B018
+
+
+def test_run_panel_says_where_it_went(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers import tracking
+
+    monkeypatch.setenv("COMET_CONFIG", str(tmp_path / "none"))
+    monkeypatch.delenv("COMET_API_KEY", raising=False)
+    run = tracking.start("moved", online=False, directory=tmp_path)
+    try:
+        with pytest.raises(AttributeError, match=r"Run.panel has moved: use widgets.panel\(run\)"):
+            run.panel()
+        with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+            run.nothing  # noqa: B018
+    finally:
+        run.end()

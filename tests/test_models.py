@@ -59,8 +59,8 @@ def test_the_shared_base(tiny: None) -> None:
     seg = sam.Segmenter.from_pretrained("vit_b", device="cpu")
     assert (seg.name, seg.device, seg.spec.family) == ("tiny-sam", "cpu", "sam")
     assert repr(seg) == "Segmenter('tiny-sam', device='cpu')"
-    again = sam.Segmenter.from_pretrained("tiny", device="cpu")
-    assert again.model is seg.model  # loaded once per kernel, shared by both wrappers
+    again = sam.Segmenter.from_pretrained("tiny", "cpu", 2)  # the earlier positional order
+    assert again.model is seg.model and again.cache_size == 2  # one model, two wrappers
     with pytest.raises(ValueError, match="'tiny-clip' is a clip model, but Segmenter takes a SAM"):
         sam.Segmenter(models.load("tiny-clip", device="cpu"))
     with pytest.raises(ValueError, match="'tiny-sam' is a sam model, but Embedder takes a CLIP"):

@@ -38,11 +38,18 @@ def test_values_are_normalised() -> None:
         ({"box": [1, 2, 3]}, r"\[x1, y1, x2, y2\]"),
         ({"box": "abc"}, r"\[x1, y1, x2, y2\]"),
         ({"mask": np.zeros((2, 8, 8))}, r"\(1, h, w\)"),
+        ({"points": "ab", "labels": [1]}, r"points must be \(N, 2\) numbers"),
     ],
 )
 def test_one_check(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Prompt((100, 50), **kwargs)
+
+
+@pytest.mark.parametrize("size", [("a", 1), (0, 5), None])
+def test_bad_sizes(size: Any) -> None:
+    with pytest.raises(ValueError, match="image size"):
+        Prompt(size)
 
 
 def test_default_label_and_clipping() -> None:

@@ -87,11 +87,17 @@ def test_every_noun_rejects_an_unknown_name_the_same_way(cls: Any, bad: str, nou
     assert "'tiny'" in message
 
 
-def test_a_hub_id_or_folder_needs_one_family(tmp_path: Any) -> None:
+def test_a_hub_id_or_folder_needs_one_family_that_loads_them(tmp_path: Any) -> None:
     own = registry.resolve("someone/my-clip", family="clip")
     assert own.source == "someone/my-clip" and own.family == "clip"
-    folder = registry.resolve(str(tmp_path), family="sam")
-    assert folder.source == str(tmp_path) and folder.family == "sam"
+    folder = registry.resolve(str(tmp_path), family="sd-inpaint")
+    assert folder.source == str(tmp_path) and folder.family == "sd-inpaint"
+    with pytest.raises(ValueError, match="unknown SAM model") as err:
+        registry.resolve(str(tmp_path), family="sam")  # a checkpoint needs its architecture
+    assert "hub id" not in str(err.value)
+    with pytest.raises(ValueError, match="unknown detector 'org/owl'") as err:
+        registry.resolve("org/owl", family=DETECTORS)  # which of three loaders?
+    assert "hub id" not in str(err.value)
 
 
 def test_tiny_mode_swaps_every_name(tiny: None) -> None:

@@ -24,6 +24,7 @@ their earlier names. Importing this package is cheap: torch, diffusers, peft and
 accelerate are imported inside the functions that need them.
 """
 
+from helpers import compat
 from helpers.dreambooth.checkpoints import saved_checkpoints
 from helpers.dreambooth.config import DreamBoothConfig, default_subject
 from helpers.dreambooth.data import (
@@ -49,11 +50,6 @@ __all__ = [
     "lora_folder", "set_lora_weight", "train", "unload_lora", "validation_grid",
 ]
 
-_MOVED = {"upload_widget": "widgets.PhotoUpload(folder) (from helpers import widgets)",
-          "main": "helpers.dreambooth.cli.main, or `python -m helpers.dreambooth`"}
-
-
-def __getattr__(name: str) -> object:
-    if name in _MOVED:
-        raise AttributeError(f"dreambooth.{name} has moved: use {_MOVED[name]}")
-    raise AttributeError(f"module 'helpers.dreambooth' has no attribute {name!r}")
+__getattr__ = compat.moved(__name__, {
+    "upload_widget": "widgets.PhotoUpload(folder) (from helpers import widgets)",
+    "main": "helpers.dreambooth.cli.main, or `python -m helpers.dreambooth`"})

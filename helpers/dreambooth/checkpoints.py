@@ -20,6 +20,7 @@ from helpers.dreambooth.config import SAME_ON_RESUME, DreamBoothConfig, has_word
 from helpers.dreambooth.report import DreamBoothResult
 from helpers.dreambooth.validation import ValidationImage
 from helpers.lora import INFO_FILE, LORA_FILE
+from helpers.tracking.record import write_json
 
 
 def saved_checkpoints(out: Path) -> list[tuple[int, Path]]:
@@ -30,12 +31,6 @@ def saved_checkpoints(out: Path) -> list[tuple[int, Path]]:
         if match and (folder / "progress.json").exists():
             found.append((int(match.group(1)), folder))
     return sorted(found)
-
-
-def write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def check_output(cfg: DreamBoothConfig, resume: str | Path | None) -> Path | None:
@@ -102,6 +97,7 @@ def _lora_layers(unet: Any, text_encoder: Any) -> dict[str, Any]:
 
 
 def save_lora(folder: Path, unet: Any, text_encoder: Any) -> None:
+    """Save the LoRA weights of ``unet`` (and ``text_encoder``) in diffusers' format."""
     from diffusers import StableDiffusionPipeline
 
     StableDiffusionPipeline.save_lora_weights(str(folder), **_lora_layers(unet, text_encoder),
@@ -143,7 +139,8 @@ def finished(out: Path, cfg: DreamBoothConfig) -> DreamBoothResult | None:
 
 
 def result_from_disk(out: Path, cfg: DreamBoothConfig, info: dict[str, Any],
-                      seconds: float) -> DreamBoothResult:
+                     seconds: float) -> DreamBoothResult:
+    """The ``DreamBoothResult`` of a finished run, read back from its output folder."""
     _, history, eval_losses, validation = read_progress(out, out, cfg)
     return DreamBoothResult(
         lora_dir=out / "lora", output_dir=out, final_loss=float(info["final_loss"]),
@@ -155,8 +152,8 @@ def result_from_disk(out: Path, cfg: DreamBoothConfig, info: dict[str, Any],
 
 
 def read_progress(folder: Path, out: Path, cfg: DreamBoothConfig
-                   ) -> tuple[int, list[dict[str, float]], dict[int, float],
-                              list[ValidationImage]]:
+                  ) -> tuple[int, list[dict[str, float]], dict[int, float],
+                             list[ValidationImage]]:
     """(step, loss history, evaluation losses, validation images) saved in a checkpoint."""
     progress = json.loads((folder / "progress.json").read_text(encoding="utf-8"))
     validation = [ValidationImage(v["step"], v["prompt"], out / v["file"],
@@ -185,8 +182,10 @@ def register_hooks(accelerator: Any, unet: Any, text_encoder: Any, main: bool) -
 
 
 def write_progress(path: Path, step: int, history: list[dict[str, float]],
-                    eval_losses: dict[int, float], validation: list[ValidationImage],
-                    out: Path) -> None:
+                   eval_losses: dict[int, float], validation: list[ValidationImage],
+                   out: Path) -> None:
+    """Write what a resume needs besides accelerate's state: the step, the loss history,
+    the evaluation losses and the validation images (relative to ``out``)."""
     write_json(path, {
         "step": step, "history": history,
         "eval_losses": {str(k): v for k, v in eval_losses.items()},
@@ -196,7 +195,7 @@ def write_progress(path: Path, step: int, history: list[dict[str, float]],
 
 
 def save_checkpoint(accelerator: Any, out: Path, step: int, history: list[dict[str, float]],
-                     eval_losses: dict[int, float], validation: list[ValidationImage]) -> None:
+                    eval_losses: dict[int, float], validation: list[ValidationImage]) -> None:
     """Optimizer, scheduler, RNG states and LoRA weights; ``progress.json`` last, so a
     checkpoint cut short is never taken for a complete one."""
     folder = out / "checkpoints" / f"step-{step:06d}"

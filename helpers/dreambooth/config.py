@@ -30,12 +30,10 @@ LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine",
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 # Settings that change what is learned: a resumed run must use the same values.
 SAME_ON_RESUME = ("base_model", "instance_prompt", "identifier", "class_prompt",
-                   "with_prior_preservation", "prior_loss_weight", "num_class_images",
-                   "resolution", "random_flip", "rank", "train_text_encoder", "learning_rate",
-                   "lr_scheduler", "lr_warmup_steps", "batch_size", "gradient_accumulation",
-                   "mixed_precision", "use_8bit_adam", "max_grad_norm", "seed")
-
-
+                  "with_prior_preservation", "prior_loss_weight", "num_class_images",
+                  "resolution", "random_flip", "rank", "train_text_encoder", "learning_rate",
+                  "lr_scheduler", "lr_warmup_steps", "batch_size", "gradient_accumulation",
+                  "mixed_precision", "use_8bit_adam", "max_grad_norm", "seed")
 
 
 def default_subject() -> Path:
@@ -204,6 +202,7 @@ def _is_number(value: Any) -> bool:
 
 
 def has_word(text: str, word: str) -> bool:
+    """True when ``word`` stands in ``text`` as a whole word (any case)."""
     return re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text, re.I) is not None
 
 
@@ -233,6 +232,8 @@ def check_settings(c: DreamBoothConfig) -> None:
     for name, low in ints.items():
         if not _is_int(getattr(c, name), low):
             raise ValueError(f"{name} {getattr(c, name)!r} must be an integer >= {low}")
+    if c.seed >= 2**32:  # accelerate seeds NumPy too, which takes 32 bits
+        raise ValueError(f"seed {c.seed} must be below 2**32, e.g. 0 or 1234")
     if c.resolution % 8:
         raise ValueError(f"resolution {c.resolution} must be a multiple of 8 pixels "
                          "(512 for SD 1.5, 256 for a quicker run, 64 in tiny mode)")

@@ -3,7 +3,7 @@
 The photos and class images are encoded to VAE latent distributions and the prompts to
 text embeddings **once**; each step then samples latents, noise and timesteps from a
 generator seeded by (seed, step, micro-batch, process), so a resumed run draws exactly what
-an uninterrupted one would, on any device. ``loss`` is the denoising loss of one batch
+an uninterrupted one would, on any device. ``batch_loss`` is the denoising loss of one batch
 (with the prior-preservation half when there are class images); ``eval_loss`` the loss on
 a fixed evaluation batch, the curve worth reading.
 """
@@ -36,6 +36,7 @@ def embed(pipe: Any, prompts: Sequence[str]) -> torch.Tensor:
 
 
 def tokens(tokenizer: Any, prompts: Sequence[str]) -> torch.Tensor:
+    """(P, 77) token ids, padded to the tokenizer's full length as the text encoder reads."""
     return tokenizer(list(prompts), padding="max_length", truncation=True,
                      max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
 
@@ -54,7 +55,7 @@ class Latents:
 
 
 def encode(vae: Any, pictures: Sequence[Image.Image], resolution: int, flip: bool,
-            device: str) -> Latents:
+           device: str) -> Latents:
     """Encode each picture once (one at a time, so memory stays small)."""
     import torch
     from PIL import Image as PILImage
@@ -144,7 +145,7 @@ def _sample(latents: Latents, count: int, g: torch.Generator) -> torch.Tensor:
 
 
 def sample_batch(cfg: DreamBoothConfig, inputs: Inputs, g: torch.Generator,
-           n_train_timesteps: int) -> dict[str, torch.Tensor]:
+                 n_train_timesteps: int) -> dict[str, torch.Tensor]:
     """One micro-batch on the CPU: latents, noise, timesteps, and embeddings or token ids
     (instance rows first, then as many class rows)."""
     import torch

@@ -31,7 +31,7 @@ def peak_memory_gb(device: Any) -> tuple[float, str]:
 
 
 def probe(unet: Any, text_encoder: Any, scheduler: Any, cfg: DreamBoothConfig,
-           inputs: Inputs, params: list[Any], device: Any, dtype: Any) -> float:
+          inputs: Inputs, params: list[Any], device: Any, dtype: Any) -> float:
     """Seconds for one forward and backward pass on a real batch; nothing is updated."""
     import torch
 
@@ -50,8 +50,8 @@ def probe(unet: Any, text_encoder: Any, scheduler: Any, cfg: DreamBoothConfig,
 
 
 def describe(cfg: DreamBoothConfig, n_photos: int, n_class: int, trainable: int,
-                   total: int, step_seconds: float, validation_seconds: float | None,
-                   processes: int, device: Any, start_step: int) -> str:
+             total: int, step_seconds: float, validation_seconds: float | None,
+             processes: int, device: Any, start_step: int) -> str:
     """The lines printed before training: size of the LoRA, time and memory to expect."""
     steps_left = cfg.max_steps - start_step
     micro = cfg.gradient_accumulation
@@ -79,6 +79,7 @@ def describe(cfg: DreamBoothConfig, n_photos: int, n_class: int, trainable: int,
 
 
 def duration(seconds: float) -> str:
+    """Seconds as a short human duration: "4.2 s", "35 s", "12 min", "1.5 h"."""
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 90:

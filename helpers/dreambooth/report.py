@@ -17,7 +17,7 @@ class DreamBoothResult:
     """What ``train`` made.
 
     Attributes:
-        lora_dir: the folder with ``pytorch_lora_weights.safetensors`` (for ``load_lora``).
+        lora_dir: the folder with ``pytorch_lora_weights.safetensors`` (for ``lora.load``).
         final_loss: the training loss at the last step.
         history: one dict per step: step, loss, instance_loss, prior_loss (with prior
             preservation), lr.
@@ -50,6 +50,7 @@ class DreamBoothResult:
         return [v for v in self.validation if v.step == step]
 
     def validation_steps(self) -> list[int]:
+        """The steps at which validation images were drawn, in order."""
         return sorted({v.step for v in self.validation})
 
 

@@ -29,6 +29,7 @@ class ValidationImage:
 
     @property
     def image(self) -> Image.Image:
+        """The image, read from its file."""
         return images.load(self.path)
 
 

@@ -17,6 +17,7 @@ with label and score, masks as polygons, points). Images made by helpers functio
 shows a run's images lives in ``helpers.widgets`` (``widgets.gallery``).
 """
 
+from helpers import compat
 from helpers.tracking.annotations import comet_annotations, plain
 from helpers.tracking.comet import (
     DEFAULT_SERVER,
@@ -45,11 +46,6 @@ __all__ = [
     "runs_dir", "same_pixels", "server_answers", "server_url", "start",
 ]
 
-_MOVED = {"gallery": "widgets.gallery(...) (from helpers import widgets)",
-          "GalleryEntry": "widgets.GalleryEntry, which is tracking.LoggedImage"}
-
-
-def __getattr__(name: str) -> object:
-    if name in _MOVED:  # a view never lives in tracking: say where it went
-        raise AttributeError(f"tracking.{name} has moved: use {_MOVED[name]}")
-    raise AttributeError(f"module 'helpers.tracking' has no attribute {name!r}")
+__getattr__ = compat.moved(__name__, {
+    "gallery": "widgets.gallery(...) (from helpers import widgets)",
+    "GalleryEntry": "widgets.GalleryEntry, which is tracking.LoggedImage"})

@@ -80,7 +80,7 @@ def mask_polygons(mask: np.ndarray) -> list[list[float]]:
 
 
 def comet_annotations(size: tuple[int, int], detections: Detections | None = None,
-                points: Any = None, labels: Any = None) -> list[dict[str, Any]]:
+                      points: Any = None, labels: Any = None) -> list[dict[str, Any]]:
     """Comet annotation layers for an image of ``size`` = (width, height).
 
     Boxes become ``[x, y, w, h]`` (clipped to the image, with a warning), masks become

@@ -93,9 +93,17 @@ class Recipe:
     def stored(self, folder: Path) -> dict[str, Any]:
         """The recipe as plain JSON, with its in-memory inputs saved under ``folder``
         (a run folder) and referred to relative to it."""
+        from PIL import Image as PILImage
+
         refs = {}
         for name, value in self.inputs.items():
-            refs[name] = _store(value, folder) if hasattr(value, "tobytes") else plain(value)
+            if isinstance(value, PILImage.Image):
+                refs[name] = _store(value, folder)
+            elif isinstance(value, Mapping) and "file" in value and "sha256" in value:
+                refs[name] = plain(value)  # stored already (a remade image's recipe)
+            else:
+                raise ValueError(f"recipe input {name!r} is a {type(value).__name__}; inputs "
+                                 "are PIL images (convert an array with images.from_array)")
         return {"kind": self.kind, "args": plain(self.args), "inputs": refs,
                 "context": plain(self.context)}
 
@@ -121,7 +129,7 @@ def _store(img: Image.Image, folder: Path) -> dict[str, str]:
 def _restore(ref: Mapping[str, Any], folder: Path) -> Image.Image:
     from PIL import Image as PILImage
 
-    path = folder / ref["file"]
+    path = folder / ref["file"]  # an absolute path (an earlier helpers' record) stays as it is
     if not path.exists():
         raise FileNotFoundError(
             f"the recipe's input {ref['file']} is missing from the run folder {folder}; the "
@@ -152,11 +160,27 @@ def reproduce(image_record: Mapping[str, Any]) -> Any:
         raise ValueError(
             f"image {image_record['name']!r} has no recipe, so it cannot be made again; only "
             "images made by helpers functions (e.g. inpaint.Inpainter.inpaint) carry one")
-    made = Recipe.coerce(spec)
+    made = Recipe.coerce(_upgraded(spec))
     fn = _remaker(made.kind)
     folder = Path(image_record.get("folder") or ".")
     inputs = {name: _restore(ref, folder) for name, ref in made.inputs.items()}
     return fn(**made.args, **inputs)
+
+
+_EARLIER_KINDS = {"inpaint.inpaint": "helpers.inpaint:Inpainter.inpaint",
+                  "generate.text_to_image": "helpers.generate:Generator.generate"}
+"""Kinds that records written by helpers 0.1 carry, and what they are called now."""
+
+
+def _upgraded(spec: Any) -> Any:
+    """A recipe of an earlier helpers in today's form: its kind renamed, and the inputs it
+    kept among its settings (with absolute paths) moved to ``inputs``."""
+    if not isinstance(spec, Mapping) or spec.get("kind") not in _EARLIER_KINDS:
+        return spec
+    args = dict(spec.get("args") or {})
+    inputs = {k: args.pop(k) for k in list(args)
+              if isinstance(args[k], Mapping) and {"file", "sha256"} <= set(args[k])}
+    return {**spec, "kind": _EARLIER_KINDS[spec["kind"]], "args": args, "inputs": inputs}
 
 
 def _remaker(kind: str) -> Callable[..., Any]:

@@ -182,18 +182,22 @@ class LoggedImage:
 
     @property
     def name(self) -> str:
+        """The name the image was logged under."""
         return str(self.record["name"])
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The settings logged with the image itself (not the run's)."""
         return dict(self.record.get("metadata") or {})
 
     @property
     def path(self) -> Path:
+        """The PNG file."""
         return Path(self.folder) / self.record["file"]
 
     @property
     def label(self) -> str:
+        """"run name / image name", as the gallery shows it."""
         return f"{self.run_name} / {self.name}"
 
 

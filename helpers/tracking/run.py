@@ -231,6 +231,12 @@ class Run:
         logged = self.experiment.log_artifact(artifact)
         return str(getattr(logged, "version", None))
 
+    def __getattr__(self, name: str) -> Any:
+        if name == "panel":  # a view never lives in tracking
+            raise AttributeError("Run.panel has moved: use widgets.panel(run) "
+                                 "(from helpers import widgets)")
+        raise AttributeError(f"'Run' object has no attribute {name!r}")
+
     def __repr__(self) -> str:
         state = "ended" if self.ended else "running"
         return (f"Run({self.project}/{self.name}, {self.record['mode']}, {state}, "

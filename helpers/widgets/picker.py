@@ -50,6 +50,7 @@ class PromptState:
 
     @property
     def size(self) -> tuple[int, int]:
+        """(width, height) of the image, in pixels."""
         return self.prompt.size
 
     @property
@@ -72,6 +73,7 @@ class PromptState:
 
     @property
     def empty(self) -> bool:
+        """True when there is no point and no box."""
         return self.prompt.is_empty()
 
     def _push(self, new: Prompt) -> None:
@@ -220,7 +222,6 @@ class PointPicker:
 
     def render(self) -> Image.Image:
         """The display-size picture: best mask, box and points over the photo."""
-        import numpy as np
         from PIL import Image as PILImage
 
         from helpers import viz
