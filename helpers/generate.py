@@ -52,10 +52,11 @@ class Generator(models.Pretrained):
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, device: str | None = None,
-                        dtype: Any = None) -> Generator:
+                        dtype: Any = None, *, revision: str | None = None) -> Generator:
         """Load the text-to-image model ``name`` on ``device``; ``dtype`` None follows
-        ``runtime.dtype`` (float16 on CUDA, float32 elsewhere)."""
-        return cls(cls._load(name, device, dtype))
+        ``runtime.dtype`` (float16 on CUDA, float32 elsewhere); ``revision`` is a hub
+        commit (as a recipe recorded it), None for the registry's."""
+        return cls(cls._load(name, device, dtype, revision))
 
     @classmethod
     def wrap(cls, pipe: Any) -> Generator:
@@ -86,8 +87,9 @@ class Generator(models.Pretrained):
 
         args = {"prompt": prompt, "model": self.name, "negative_prompt": negative_prompt,
                 "seed": seed, "steps": steps, "guidance_scale": float(guidance_scale),
-                "height": height, "width": width, "device": self.device}
-        context = {"revision": self.spec.revision,
+                "height": height, "width": width, "revision": self.commit,
+                "device": self.device}
+        context = {"source": self.spec.source,
                    "dtype": str(self.pipe.dtype).replace("torch.", ""),
                    "scheduler": type(self.pipe.scheduler).__name__,
                    "diffusers": version("diffusers")}
@@ -96,8 +98,9 @@ class Generator(models.Pretrained):
 
 
 @tracking.recipe(Generator.generate)
-def _remake(model: str, device: str, **settings: Any) -> Image.Image:
-    return Generator.from_pretrained(model, device=device).generate(**settings)
+def _remake(model: str, device: str, revision: str | None = None,
+            **settings: Any) -> Image.Image:
+    return Generator.from_pretrained(model, device=device, revision=revision).generate(**settings)
 
 
 def text_to_image(prompt: str, model: str = "sd15", negative_prompt: str | None = None,

@@ -178,14 +178,15 @@ def _check(steps: int, guidance_scale: float, strength: float, num_images: int, 
 class Inpainter(models.Pretrained):
     """Stable Diffusion inpainting with exact compositing and reproducible outputs.
 
-    ``Inpainter.from_pretrained(name)`` takes ``"sd2-inpaint"`` (the default; also
-    ``"sd2"``), ``"sd15-inpaint"`` (also ``"sd15"``) or ``"tiny"``. float16 on CUDA, float32
+    ``Inpainter.from_pretrained(name)`` takes ``"sd15-inpaint"`` (the default; also
+    ``"sd15"``: the base of lesson 5's LoRA), ``"sd2-inpaint"`` (also ``"sd2"``) or
+    ``"tiny"``. float16 on CUDA, float32
     elsewhere. On a GPU attention slicing is switched on, and ``cpu_offload=True`` keeps
     only the running sub-model on the GPU (for small cards).
     """
 
     families = ("sd-inpaint",)
-    default = "sd2-inpaint"
+    default = "sd15-inpaint"
 
     def __init__(self, loaded: models.Loaded, cpu_offload: bool = False) -> None:
         super().__init__(loaded)
@@ -198,10 +199,12 @@ class Inpainter(models.Pretrained):
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, device: str | None = None,
-                        dtype: Any = None, cpu_offload: bool = False) -> Inpainter:
+                        dtype: Any = None, cpu_offload: bool = False, *,
+                        revision: str | None = None) -> Inpainter:
         """Load the inpainting model ``name`` (see the class docstring) on ``device``;
-        ``dtype`` None follows ``runtime.dtype`` (float16 on CUDA, float32 elsewhere)."""
-        return cls(cls._load(name, device, dtype), cpu_offload)
+        ``dtype`` None follows ``runtime.dtype`` (float16 on CUDA, float32 elsewhere);
+        ``revision`` is a hub commit (as a recipe recorded it), None for the registry's."""
+        return cls(cls._load(name, device, dtype, revision), cpu_offload)
 
     def _prompt_tokens(self, text: str | None) -> int:
         if not text:
@@ -277,8 +280,8 @@ class Inpainter(models.Pretrained):
                     "steps": steps, "guidance_scale": float(guidance_scale),
                     "strength": float(strength), "grow": grow, "feather": feather,
                     "margin": margin, "crop": crop, "resolution": resolution,
-                    "model": self.name, "device": self.device}
-            context = {"revision": self.spec.revision,
+                    "model": self.name, "revision": self.commit, "device": self.device}
+            context = {"source": self.spec.source,
                        "dtype": str(self.pipe.dtype).replace("torch.", ""),
                        "scheduler": type(self.pipe.scheduler).__name__,
                        "work_region": list(region.box), "work_size": list(region.size)}
@@ -361,8 +364,8 @@ def composite(photo: Image.Image, painted: Image.Image, weights: np.ndarray,
 
 @tracking.recipe(Inpainter.inpaint)
 def _remake(image: Image.Image, mask: Image.Image, model: str, device: str,
-            **settings: Any) -> Image.Image:
-    inpainter = Inpainter.from_pretrained(model, device=device)
+            revision: str | None = None, **settings: Any) -> Image.Image:
+    inpainter = Inpainter.from_pretrained(model, device=device, revision=revision)
     restored_mask = np.asarray(mask.convert("L")) > 127
     return inpainter.inpaint(image.convert("RGB"), restored_mask, **settings)[0]
 

@@ -13,7 +13,8 @@ of the same family through exactly the same loader.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,8 +35,10 @@ from helpers.registry import (  # noqa: F401  (re-exported: the registry's publi
 )
 from helpers.weights import (  # noqa: F401  (re-exported)
     WeightsUnavailableError,
+    classify,
     download,
     fetch,
+    hub_commit,
     offline_help,
     sha256_file,
     translate_hub_error,
@@ -54,6 +57,8 @@ class Loaded:
     path: str
     device: str
     dtype: Any
+    commit: str | None = None
+    """The hub commit the files came from (None for tiny models, checkpoints, folders)."""
 
 
 def _sam_architecture(spec: ModelSpec, path: Path) -> Any:
@@ -98,20 +103,36 @@ def _hf_classes(family: str) -> tuple[Any, Any]:
     }[family]
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No per-model "Loading weights" or "Loading pipeline components" bars and no library
+    chatter while a model is built; the hub's download bars (one per file) stay, and so do
+    errors."""
+    from diffusers.utils import logging as dif_logging
+    from transformers.utils import logging as hf_logging
+
+    hook = hf_logging.set_tqdm_hook(
+        lambda factory, args, kwargs: hf_logging.EmptyTqdm(*args, **kwargs))
+    bar = dif_logging.is_progress_bar_enabled()
+    levels = hf_logging.get_verbosity(), dif_logging.get_verbosity()
+    dif_logging.disable_progress_bar()  # diffusers' own bars only; the hub's are separate
+    hf_logging.set_verbosity_error()
+    dif_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_tqdm_hook(hook)
+        hf_logging.set_verbosity(levels[0])
+        dif_logging.set_verbosity(levels[1])
+        if bar:
+            dif_logging.enable_progress_bar()
+
+
 def _load_transformers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tuple[Any, Any]:
     model_cls, processor_cls = _hf_classes(spec.family)
     kwargs: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
-    from transformers.utils import logging as hf_logging
-
-    quiet = spec.is_tiny and hf_logging.is_progress_bar_enabled()
-    if quiet:  # a tiny model loads in milliseconds: a progress bar is only noise
-        hf_logging.disable_progress_bar()
-    try:
-        model = model_cls.from_pretrained(source, dtype=dtype, **kwargs)
-        processor = processor_cls.from_pretrained(source, **kwargs)
-    finally:
-        if quiet:
-            hf_logging.enable_progress_bar()
+    model = model_cls.from_pretrained(source, dtype=dtype, **kwargs)
+    processor = processor_cls.from_pretrained(source, **kwargs)
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is not None and len(tokenizer) < 100:
         # Offline, some tokenizers "load" as an empty two-token stub instead of failing.
@@ -128,22 +149,9 @@ def _load_diffusers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tu
     cls = (diffusers.StableDiffusionInpaintPipeline if spec.family == "sd-inpaint"
            else diffusers.StableDiffusionPipeline)
     kwargs: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
-    from diffusers.utils import logging as dif_logging
-    from transformers.utils import logging as hf_logging
-
-    quiet = spec.is_tiny and dif_logging.is_progress_bar_enabled()
-    if quiet:
-        dif_logging.disable_progress_bar()
-        hf_logging.disable_progress_bar()
-    try:
-        # The course shows every image it makes; the SD 1.x safety checker (1.2 GB) is left out.
-        pipe = cls.from_pretrained(source, dtype=dtype, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False,
-                                   **kwargs)
-    finally:
-        if quiet:
-            dif_logging.enable_progress_bar()
-            hf_logging.enable_progress_bar()
+    # The course shows every image it makes; the SD 1.x safety checker (1.2 GB) is left out.
+    pipe = cls.from_pretrained(source, dtype=dtype, safety_checker=None,
+                               feature_extractor=None, requires_safety_checker=False, **kwargs)
     pipe = pipe.to(device)
     if spec.is_tiny:
         pipe.set_progress_bar_config(disable=True)
@@ -159,7 +167,7 @@ _LOADERS = {
     "sd-inpaint": _load_diffusers,
     "sd": _load_diffusers,
 }
-_CACHE: dict[tuple[str, str, str, str], Loaded] = {}
+_CACHE: dict[tuple[str, ...], Loaded] = {}
 
 
 def default_dtype(family: str, device_name: str) -> Any:
@@ -169,7 +177,8 @@ def default_dtype(family: str, device_name: str) -> Any:
 
 
 def load(name: str, device: str | None = None, dtype: Any = None,
-         family: str | Sequence[str] | None = None, cached: bool = True) -> Loaded:
+         family: str | Sequence[str] | None = None, cached: bool = True,
+         revision: str | None = None) -> Loaded:
     """Load a model once per kernel and return it (with its processor) on ``device``.
 
     Args:
@@ -181,37 +190,73 @@ def load(name: str, device: str | None = None, dtype: Any = None,
             aliases such as ``"vit_b"`` and ``"tiny"`` are looked up within them.
         cached: False loads a private copy, outside the per-kernel cache, for a caller
             that changes the model (training adds adapters and drops parts).
+        revision: a hub commit (as a recipe recorded it), branch or tag instead of the
+            registry's; ignored for tiny models and checkpoint files.
+
+    Returns:
+        A ``Loaded`` whose ``commit`` is the hub commit the files came from.
 
     Raises:
         ValueError: unknown name or device, before anything is downloaded.
-        WeightsUnavailableError: the weights cannot be fetched; the message says what to do.
+        WeightsUnavailableError: the weights cannot be fetched; the message says whether the
+            repository is gone, gated, or out of reach, and what to do.
     """
     spec = resolve(name, family)
     dev = runtime.device(device)
     if dtype is None:
         dtype = default_dtype(spec.family, dev)
+    if revision is not None:
+        if not isinstance(revision, str) or not revision.strip():
+            raise ValueError(f"revision {revision!r} must be a commit, branch or tag name")
+        if spec.is_hub:
+            spec = replace(spec, revision=revision)
     # tiny models live under HELPERS_CACHE, so a changed cache folder means another model
     source_key = str(cache_dir()) if spec.is_tiny else spec.source
-    key = (spec.name, source_key, dev, str(dtype))
+    key = (spec.name, source_key, str(spec.revision), dev, str(dtype))
     if cached and key in _CACHE:
         return _CACHE[key]
     source = fetch(spec)
-    try:
-        model, processor = _LOADERS[spec.family](spec, source, dev, dtype)
-    except WeightsUnavailableError:
-        raise
-    except (OSError, ValueError) as err:
-        if spec.is_tiny or spec.is_url:
-            raise
-        raise translate_hub_error(spec, err) from err
-    except Exception as err:  # hub errors that are not OSErrors (e.g. offline entry missing)
-        if spec.is_tiny or spec.is_url or "huggingface_hub" not in type(err).__module__:
-            raise
-        raise translate_hub_error(spec, err) from err
-    loaded = Loaded(model, processor, replace(spec), source, dev, dtype)
+    with quiet_loading():
+        loaded = _build(spec, source, dev, dtype)
     if cached:
         _CACHE[key] = loaded
     return loaded
+
+
+def _build(spec: ModelSpec, source: str, dev: str, dtype: Any) -> Loaded:
+    """Build ``spec`` from ``source``; a hub repository that is gone gives way to the
+    spec's mirrors, in order, with a notice naming the one used."""
+    candidates = [source, *spec.mirrors] if spec.is_hub else [source]
+    gone: list[str] = []
+    for candidate in candidates:
+        try:
+            model, processor = _LOADERS[spec.family](spec, candidate, dev, dtype)
+        except WeightsUnavailableError:
+            raise
+        except Exception as err:  # noqa: BLE001  (sorted out below: ours to explain or not)
+            kind = classify(err)
+            if spec.is_tiny or spec.is_url or (kind is None and not isinstance(
+                    err, (OSError, ValueError))):
+                raise
+            if kind == "gone" and candidate != candidates[-1]:
+                gone.append(candidate)
+                continue
+            raise translate_hub_error(replace(spec, source=candidate), err,
+                                      tuple(gone)) from err
+        if gone:
+            print(f"{spec.name}: {', '.join(gone)} is gone from the hub; loaded the mirror "
+                  f"{candidate} instead.")
+        used = replace(spec, source=candidate) if spec.is_hub else replace(spec)
+        return Loaded(model, processor, used, candidate, dev, dtype,
+                      hub_commit(used, candidate))
+    raise AssertionError("unreachable: the last candidate returns or raises")
+
+
+def loaded() -> list[dict[str, Any]]:
+    """The models this kernel holds: name, source, commit, device and dtype of each."""
+    return [{"name": m.spec.name, "source": m.spec.source, "commit": m.commit,
+             "device": m.device, "dtype": str(m.dtype).replace("torch.", "")}
+            for m in _CACHE.values()]
 
 
 def clear_cache() -> None:
@@ -244,27 +289,35 @@ class Pretrained:
         self.device: str = loaded.device
 
     @classmethod
-    def from_pretrained(cls, name: str | None = None, device: str | None = None) -> Any:
+    def from_pretrained(cls, name: str | None = None, device: str | None = None, *,
+                        revision: str | None = None) -> Any:
         """Load ``name`` (default ``cls.default``; a registry name, an alias such as
-        ``"tiny"``, or for some families a hub id) on ``device`` (None: the best one present).
+        ``"tiny"``, or for some families a hub id) on ``device`` (None: the best one
+        present), at the hub ``revision`` (a commit a recipe recorded; None: the registry's).
 
         Raises:
             ValueError: an unknown name or device, before anything is downloaded.
             WeightsUnavailableError: the weights cannot be fetched; the message says what
                 to do.
         """
-        return cls(cls._load(name, device))
+        return cls(cls._load(name, device, revision=revision))
 
     @classmethod
-    def _load(cls, name: str | None, device: str | None, dtype: Any = None) -> Loaded:
+    def _load(cls, name: str | None, device: str | None, dtype: Any = None,
+              revision: str | None = None) -> Loaded:
         """The model ``name`` of this class's families (what ``from_pretrained`` wraps)."""
         return load(cls.default if name is None else name, device=device, dtype=dtype,
-                    family=cls.families)
+                    family=cls.families, revision=revision)
 
     @property
     def name(self) -> str:
         """The registry name of the model (``"tiny-sam"`` in tiny mode)."""
         return self.loaded.spec.name
+
+    @property
+    def commit(self) -> str | None:
+        """The hub commit the weights came from (None for tiny models and checkpoints)."""
+        return self.loaded.commit
 
     @property
     def spec(self) -> ModelSpec:

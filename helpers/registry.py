@@ -52,6 +52,9 @@ class ModelSpec:
         arch: the architecture variant where the family has several (SAM: vit_b/l/h).
         description: one line for listings.
         aliases: other names for this spec, looked up within its family.
+        mirrors: other hub ids with the same files, tried in order when ``source`` is gone
+            from the hub (a one-line notice names the one used).
+        licence: the licence, and whether the hub asks to accept it first (gated).
     """
 
     name: str
@@ -63,6 +66,13 @@ class ModelSpec:
     arch: str | None = None
     description: str = ""
     aliases: tuple[str, ...] = ()
+    mirrors: tuple[str, ...] = ()
+    licence: str = ""
+
+    @property
+    def is_hub(self) -> bool:
+        """True for a hub id ``"org/repo"`` (not a URL, a local folder or a tiny model)."""
+        return not (self.is_tiny or self.is_url or Path(self.source).exists())
 
     @property
     def is_tiny(self) -> bool:
@@ -78,6 +88,9 @@ class ModelSpec:
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 GB = 1_000_000_000
 
+_OPENRAIL = "CreativeML OpenRAIL-M (use restrictions; not gated)"
+_OPENRAIL_PP = "CreativeML Open RAIL++-M (use restrictions; not gated)"
+
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
@@ -85,41 +98,49 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("sam-vit-b", "sam", _SAM_URL + "sam_vit_b_01ec64.pth",
                   sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
                   size_bytes=375_042_383, arch="vit_b", description="SAM ViT-B (91M)",
-                  aliases=("vit_b",)),
+                  aliases=("vit_b",), licence="Apache-2.0"),
         ModelSpec("sam-vit-l", "sam", _SAM_URL + "sam_vit_l_0b3195.pth",
                   sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
                   size_bytes=1_250_000_000, arch="vit_l", description="SAM ViT-L (308M)",
-                  aliases=("vit_l",)),
+                  aliases=("vit_l",), licence="Apache-2.0"),
         ModelSpec("sam-vit-h", "sam", _SAM_URL + "sam_vit_h_4b8939.pth",
                   sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
                   size_bytes=2_564_550_879, arch="vit_h", description="SAM ViT-H (636M)",
-                  aliases=("vit_h",)),
+                  aliases=("vit_h",), licence="Apache-2.0"),
         # CLIP
         ModelSpec("clip-b32", "clip", "openai/clip-vit-base-patch32", revision="main",
-                  size_bytes=int(0.6 * GB), description="CLIP ViT-B/32"),
+                  size_bytes=int(0.6 * GB), description="CLIP ViT-B/32", licence="MIT"),
         ModelSpec("clip-l14", "clip", "openai/clip-vit-large-patch14", revision="main",
-                  size_bytes=int(1.7 * GB), description="CLIP ViT-L/14"),
+                  size_bytes=int(1.7 * GB), description="CLIP ViT-L/14", licence="MIT"),
         # Open-vocabulary detectors
         ModelSpec("owlvit-b32", "owlvit", "google/owlvit-base-patch32", revision="main",
-                  size_bytes=int(0.6 * GB), description="OWL-ViT B/32"),
+                  size_bytes=int(0.6 * GB), description="OWL-ViT B/32", licence="Apache-2.0"),
         ModelSpec("owlvit-b16", "owlvit", "google/owlvit-base-patch16", revision="main",
-                  size_bytes=int(0.6 * GB), description="OWL-ViT B/16"),
+                  size_bytes=int(0.6 * GB), description="OWL-ViT B/16", licence="Apache-2.0"),
         ModelSpec("owlv2-b16", "owlv2", "google/owlv2-base-patch16-ensemble", revision="main",
-                  size_bytes=int(0.6 * GB), description="OWLv2 B/16 (ensemble)"),
+                  size_bytes=int(0.6 * GB), description="OWLv2 B/16 (ensemble)",
+                  licence="Apache-2.0"),
         ModelSpec("grounding-dino-tiny", "grounding-dino", "IDEA-Research/grounding-dino-tiny",
-                  revision="main", size_bytes=int(0.7 * GB), description="Grounding DINO T"),
+                  revision="main", size_bytes=int(0.7 * GB), description="Grounding DINO T",
+                  licence="Apache-2.0"),
         ModelSpec("grounding-dino-base", "grounding-dino", "IDEA-Research/grounding-dino-base",
-                  revision="main", size_bytes=int(0.9 * GB), description="Grounding DINO B"),
-        # Stable Diffusion
-        ModelSpec("sd2-inpaint", "sd-inpaint", "stabilityai/stable-diffusion-2-inpainting",
-                  revision="main", size_bytes=int(5.2 * GB), description="SD 2 inpainting",
-                  aliases=("sd2",)),
+                  revision="main", size_bytes=int(0.9 * GB), description="Grounding DINO B",
+                  licence="Apache-2.0"),
+        # Stable Diffusion. RunwayML's SD 1.5 repos and Stability's SD 2 repos have left the
+        # hub; these are the community mirrors that diffusers' own documentation uses.
         ModelSpec("sd15-inpaint", "sd-inpaint",
                   "stable-diffusion-v1-5/stable-diffusion-inpainting", revision="main",
                   size_bytes=int(4.3 * GB), description="SD 1.5 inpainting",
-                  aliases=("sd15",)),
+                  aliases=("sd15",), mirrors=("sd-legacy/stable-diffusion-inpainting",),
+                  licence=_OPENRAIL),
+        ModelSpec("sd2-inpaint", "sd-inpaint", "sd2-community/stable-diffusion-2-inpainting",
+                  revision="main", size_bytes=int(5.2 * GB),
+                  description="SD 2 inpainting (community mirror of the removed "
+                              "stabilityai/stable-diffusion-2-inpainting)",
+                  aliases=("sd2",), licence=_OPENRAIL_PP),
         ModelSpec("sd15", "sd", "stable-diffusion-v1-5/stable-diffusion-v1-5", revision="main",
-                  size_bytes=int(4.3 * GB), description="SD 1.5 text-to-image"),
+                  size_bytes=int(4.3 * GB), description="SD 1.5 text-to-image",
+                  mirrors=("sd-legacy/stable-diffusion-v1-5",), licence=_OPENRAIL),
     ]
 }
 # One tiny random model per family: what tiny mode swaps in (see helpers.tiny).

@@ -118,11 +118,12 @@ class Segmenter(models.Pretrained):
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, device: str | None = None,
-                        cache_size: int = 8) -> Segmenter:
+                        cache_size: int = 8, *, revision: str | None = None) -> Segmenter:
         """Load SAM ``name`` (see the class docstring) on ``device``, keeping the embeddings
         of the last ``cache_size`` images. SAM always runs in float32: its mask decoder is
-        not reliable in half precision."""
-        return cls(cls._load(name, device), cache_size)
+        not reliable in half precision. The checkpoints are files with a published hash,
+        so ``revision`` has nothing to choose (it is accepted, as by every model noun)."""
+        return cls(cls._load(name, device, revision=revision), cache_size)
 
     @property
     def image(self) -> Image.Image | None:

@@ -176,27 +176,93 @@ def fetch(spec: ModelSpec) -> str:
     return spec.source
 
 
-def translate_hub_error(spec: ModelSpec, err: Exception) -> Exception:
-    """A ``WeightsUnavailableError`` that says what to do, for a hub or disk error."""
+HUB_FILES = {"sd-inpaint": "model_index.json", "sd": "model_index.json"}
+"""The file whose cached copy tells which commit a hub model was loaded from."""
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and every exception it was raised from or during (libraries wrap hub errors:
+    diffusers raises a plain OSError chained from RepositoryNotFoundError)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and all(current is not e for e in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def classify(err: BaseException) -> str | None:
+    """What went wrong when fetching from the hub: "gated", "gone" (no such repository),
+    "revision" (no such commit or branch), "disk", "offline", or None (not a fetch error)."""
+    from huggingface_hub import errors as hub
+
+    chain = _chain(err)
+    for kind, types in (("gated", (hub.GatedRepoError,)), ("gone", (hub.RepositoryNotFoundError,)),
+                        ("revision", (hub.RevisionNotFoundError,))):
+        if any(isinstance(e, types) for e in chain):
+            return kind
+    if any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in chain):
+        return "disk"
+    offline = (hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled, ConnectionError,
+               TimeoutError, hub.HfHubHTTPError)
+    if any(isinstance(e, offline) or type(e).__module__.startswith(("httpx", "httpcore"))
+           for e in chain):
+        return "offline"
+    return None
+
+
+def translate_hub_error(spec: ModelSpec, err: Exception,
+                        tried: tuple[str, ...] = ()) -> Exception:
+    """A ``WeightsUnavailableError`` that says what to do, for a hub or disk error.
+
+    Args:
+        tried: hub ids tried before ``spec.source`` and found gone (mirrors).
+    """
+    kind = classify(err)
+    where = f"{spec.name!r} ({spec.source})"
+    if kind == "disk":
+        return WeightsUnavailableError(
+            f"ran out of disk space while fetching {where}. Free some space or set HF_HOME "
+            "to a folder on a larger disk.")
+    if kind == "gated":
+        return WeightsUnavailableError(
+            f"{spec.source!r} is gated: accept its licence on "
+            f"https://huggingface.co/{spec.source}, log in with `hf auth login` (or set "
+            "HF_TOKEN), then run the cell again.")
+    if kind == "gone":
+        gone = ", ".join(repr(s) for s in (*tried, spec.source))
+        others = [n for n in names(spec.family) if not n.startswith("tiny-") and n != spec.name]
+        return WeightsUnavailableError(
+            f"the hub has no repository {gone} any more (model {spec.name!r}): it was removed "
+            f"or renamed. Use another model ({', '.join(map(repr, others)) or 'none'}), or a "
+            "mirror of it by its hub id.")
+    if kind == "revision":
+        return WeightsUnavailableError(
+            f"{spec.source!r} has no commit or branch {spec.revision!r} on the hub, and it is "
+            "not in the local cache: the files that made this image are gone, so it cannot "
+            "be made again exactly. Pass revision=None for the current version.")
+    if kind == "offline" and spec.revision and len(spec.revision) == 40:
+        return WeightsUnavailableError(
+            f"commit {spec.revision} of {spec.source!r} is not in this machine's Hugging Face "
+            "cache and the hub cannot be reached, so that exact version cannot be loaded. "
+            + offline_help(spec))
     text = str(err)
-    kind = type(err).__name__
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return WeightsUnavailableError(
-            f"ran out of disk space while fetching {spec.name!r} ({spec.source}). Free some "
-            "space or set HF_HOME to a folder on a larger disk."
-        )
-    if "RepositoryNotFound" in kind or "404" in text and "Repository" in text:
-        return WeightsUnavailableError(
-            f"the hub has no repository {spec.source!r} (model {spec.name!r}). Check the "
-            f"name; known names are {', '.join(names(spec.family))}."
-        )
-    if "Gated" in kind:
-        return WeightsUnavailableError(
-            f"{spec.source!r} is gated: accept its licence on the hub and log in with "
-            "`hf auth login`, then run the cell again."
-        )
     first_line = text.splitlines()[0] if text else ""
     return WeightsUnavailableError(
-        f"could not fetch {spec.name!r} ({spec.source}): {kind}: {first_line}. "
-        + offline_help(spec)
-    )
+        f"could not fetch {where}: {type(err).__name__}: {first_line}. " + offline_help(spec))
+
+
+def hub_commit(spec: ModelSpec, source: str | None = None) -> str | None:
+    """The commit a hub model was loaded from, read from the Hugging Face cache (None for
+    a tiny model, a checkpoint URL, a local folder, or a file not in the cache)."""
+    source = spec.source if source is None else source
+    if spec.is_tiny or spec.is_url or Path(source).exists():
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(source, HUB_FILES.get(spec.family, "config.json"),
+                                   revision=spec.revision)
+    if not isinstance(found, str):
+        return None
+    commit = Path(found).parent.name
+    return commit if len(commit) == 40 else None

@@ -469,3 +469,59 @@ def test_sigterm_still_leaves_a_complete_archive(tmp_path: Path) -> None:
     (archive,) = (folder / "comet").glob("*.zip")
     with zipfile.ZipFile(archive) as z:
         assert "visualization" in z.read("messages.json").decode()
+
+
+def test_empty_layers_are_never_sent_and_a_refused_image_is_said(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tracking.start("layers", online=False)
+    empty_mask = Detections([[10, 10, 50, 50]], [0.9], ["cat"],
+                            np.zeros((1, 300, 451), bool), [0.5])
+    entry = run.log_image(images.sample("chelsea"), "nothing segmented", detections=empty_mask)
+    assert [layer["name"] for layer in entry["annotations"]] == ["boxes"] and entry["comet"]
+    with pytest.warns(UserWarning, match="outside"):
+        outside = run.log_image(images.sample("chelsea"), "all outside",
+                                detections=Detections([[500, 400, 600, 450]]))
+    assert outside["annotations"] == [] and outside["comet"]
+    monkeypatch.setattr(run.experiment, "log_image", lambda *a, **k: None)  # Comet refuses
+    with pytest.warns(UserWarning, match="Comet refused image 'refused'.*kept in the local"):
+        refused = run.log_image(images.sample("coffee"), "refused")
+    assert refused["comet"] is False
+    run.end()
+    names = [i["name"] for i in tracking.load_record(run.folder)["images"]]
+    assert names == ["nothing segmented", "all outside", "refused"]  # the record keeps all
+    messages = _archive_messages(run)
+    assert sum(m["type"] == "file_upload" and m["payload"]["upload_type"] == "visualization"
+               for m in messages) == 2
+
+
+def test_a_new_run_ends_the_one_before_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    first = tracking.start("lesson-a", online=False)
+    first.log_params({"a": 1})
+    second = tracking.start("lesson-b", online=False)
+    assert first.ended and tracking.active() == [second]
+    out = capsys.readouterr().out
+    assert f"Ended the earlier run {first.name} of project lesson-a" in out
+    second.log_params({"b": 2})
+    second.end()
+    for run, params in ((first, {"a": 1}), (second, {"b": 2})):
+        record = tracking.load_record(run.folder)
+        assert record["status"] == "finished" and record["params"] == params
+        assert run.archive is not None and run.archive.exists()
+
+
+def test_an_artifact_failure_logs_the_manifest_instead(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "photos"
+    data.mkdir()
+    (data / "a.txt").write_text("one")
+    run = tracking.start("artifacts", online=False)
+    run.online = True  # as if online: this offline experiment refuses artifacts
+    digest = run.log_dataset(data, "photos")
+    run.end()
+    assert "did not take dataset 'photos' as an artifact (NotImplementedError" in \
+        capsys.readouterr().out
+    (logged,) = tracking.load_record(run.folder)["datasets"]
+    assert logged["digest"] == digest and logged["artifact_version"] is None
+    assert logged["artifact_error"].startswith("NotImplementedError")
+    uploads = [m["payload"] for m in _archive_messages(run) if m["type"] == "file_upload"]
+    assert any(u["upload_type"] == "asset" for u in uploads)

@@ -85,7 +85,8 @@ def comet_annotations(size: tuple[int, int], detections: Detections | None = Non
 
     Boxes become ``[x, y, w, h]`` (clipped to the image, with a warning), masks become
     polygons, and point prompts small squares labelled "include" or "exclude". All values
-    are plain lists and floats.
+    are plain lists and floats; a layer with nothing in it (an empty mask, every box outside
+    the image) is left out, since Comet drops an image that has one.
 
     Raises:
         ValueError: masks of another size than the image, points outside the image, or a
@@ -134,4 +135,5 @@ def comet_annotations(size: tuple[int, int], detections: Detections | None = Non
                          "label": "include" if lab == 1 else "exclude", "score": 1.0})
         if data:
             layers.append({"name": "prompt points", "data": data})
-    return plain(layers)  # type: ignore[no-any-return]
+    # Comet refuses an image whose layer has no data (and drops it): send only full layers
+    return plain([layer for layer in layers if layer["data"]])  # type: ignore[no-any-return]

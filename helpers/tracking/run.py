@@ -1,5 +1,8 @@
 """``start`` and ``Run``: one tracked run, logged to Comet and to a local record at once.
 
+The record also lists the models the kernel holds (``models.loaded()``: name, source, the hub
+commit the files came from, device, dtype), when the run starts and again when it ends.
+
 Every ``log_*`` call checks its input, writes to the local record (``tracking.record``) and
 sends the same to the Comet experiment (``tracking.comet``); values go through
 ``annotations.plain`` first and never carry the API key. ``end()`` closes both, and runs by
@@ -15,13 +18,14 @@ import secrets
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers import images
+from helpers import images, models
 from helpers.tracking import comet, record
 from helpers.tracking.annotations import comet_annotations, plain, redact
 from helpers.tracking.recipes import Recipe
@@ -63,7 +67,7 @@ class Run:
             "comet_key": self.experiment.get_key(),
             "comet_url": getattr(self.experiment, "url", None) if self.online else None,
             "comet_archive": None, "started": time.time(), "ended": None, "status": "running",
-            "environment": record.environment(),
+            "environment": record.environment(), "models": models.loaded(),
         }
         record.write_json(self.folder / "run.json", self.record)
 
@@ -177,8 +181,12 @@ class Run:
             "sha256": hashlib.sha256((self.folder / file).read_bytes()).hexdigest(),
             "run": self.id, "project": self.project, "folder": str(self.folder.resolve()),
         }
-        self.experiment.log_image(img, name=name, metadata=meta or None,
-                                  annotations=layers or None, step=step)
+        sent = self.experiment.log_image(img, name=name, metadata=meta or None,
+                                         annotations=layers or None, step=step)
+        entry["comet"] = sent is not None
+        if sent is None:
+            warnings.warn(f"Comet refused image {name!r} (see its message above); the image is "
+                          f"kept in the local record ({self.folder / file})", stacklevel=2)
         self._append({"type": "image", "image": entry})
         return entry
 
@@ -204,15 +212,21 @@ class Run:
         (self.folder / "datasets").mkdir(exist_ok=True)
         local = self.folder / "datasets" / f"{record.file_stem(name)}-{digest[:12]}.json"
         local.write_text(json.dumps(document, indent=2), encoding="utf-8")
-        version = None
+        version, problem = None, None
         if self.online:
-            version = self._log_artifact(root, files, name, digest)
-        else:
+            try:
+                version = self._log_artifact(root, files, name, digest)
+            except Exception as err:  # noqa: BLE001  (a server error must not stop the lesson)
+                problem = f"{type(err).__name__}: {err}"
+                print(f"Comet did not take dataset {name!r} as an artifact ({problem}); its "
+                      "manifest is logged as an asset instead.")
+        if version is None:
             self.experiment.log_asset(str(local), file_name=f"datasets/{local.name}")
         self.experiment.log_parameter(f"dataset/{name}", digest)
         self._append({"type": "dataset", "dataset": {
             "name": name, "digest": digest, "files": len(manifest), "manifest": str(
-                local.relative_to(self.folder)), "artifact_version": version}})
+                local.relative_to(self.folder)), "artifact_version": version,
+            "artifact_error": problem}})
         return digest
 
     def _log_artifact(self, root: Path, files: list[Path], name: str,
@@ -257,7 +271,7 @@ class Run:
             if archives:
                 self.archive = archives[-1]
             summary = record.load_record(self.folder)
-            summary.update(status="finished", ended=time.time(),
+            summary.update(status="finished", ended=time.time(), models=models.loaded(),
                            comet_archive=None if self.archive is None
                            else str(self.archive.relative_to(self.folder)))
             self.record = summary
@@ -282,7 +296,9 @@ def start(project: str, name: str | None = None, tags: Iterable[str] = (),
         directory: where local records go (``<directory>/<project>/<run-id>/``); default
             ``$HELPERS_RUNS_DIR`` or ``runs`` beside the notebook.
 
-    Re-running the cell that calls ``start`` ends the earlier run of the same project.
+    Comet keeps one experiment per process, so starting a run ends the run this process
+    had open (re-running the cell that calls ``start``, or another lesson's run), with a
+    notice; both local records stay complete.
     """
     global _ATEXIT
     record.check_name("project name", project)
@@ -293,9 +309,10 @@ def start(project: str, name: str | None = None, tags: Iterable[str] = (),
         raise ValueError(f"online={online!r} must be None (decide), True or False")
     comet.check_config_files()
     use_online, reason = comet.choose_mode(online)
-    previous = _ACTIVE.get(project)
-    if previous is not None:
+    for previous in list(_ACTIVE.values()):  # Comet holds one experiment per process
         previous.end()
+        print(f"Ended the earlier run {previous.name} of project {previous.project} (Comet "
+              f"keeps one experiment per process); its record is complete in {previous.folder}")
     run = Run(project, name, tags, use_online, record.runs_dir(directory), reason)
     _ACTIVE[project] = run
     if not _ATEXIT:

@@ -1,0 +1,172 @@
+"""The real loading path, offline: tiny models placed under the registry's real hub ids.
+
+Tiny mode is off here. Each hub name of the registry loads through ``models.load`` and the
+model nouns exactly as a learner's real weights would, from a Hugging Face cache laid out by
+hand (``tests/hub.py``), and records the commit its files came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import clip, detect, generate, images, inpaint, models, registry, tiny, tracking
+
+from .hub import HubStub, child_env, commit_for, lay_out_cache
+
+HUB_NAMES = [name for name, spec in registry.REGISTRY.items() if spec.is_hub]
+
+
+@pytest.fixture(scope="module")
+def commits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """registry name -> the commit its tiny stand-in was laid out at, in the HF cache."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    hub_cache = Path(constants.HF_HUB_CACHE)
+    laid: dict[str, str] = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("HELPERS_TINY_MODELS", raising=False)
+        for name in HUB_NAMES:
+            spec = registry.REGISTRY[name]
+            laid[name] = lay_out_cache(hub_cache, spec.source, tiny.ensure(spec.family))
+        models.clear_cache()
+        yield laid
+    models.clear_cache()  # these names must not stay loaded from stand-ins
+    for name in HUB_NAMES:
+        shutil.rmtree(hub_cache / ("models--" + registry.REGISTRY[name].source.replace(
+            "/", "--")), ignore_errors=True)
+
+
+@pytest.mark.parametrize("name", HUB_NAMES)
+def test_every_hub_name_loads_with_its_commit(commits: dict[str, str], name: str) -> None:
+    spec = registry.REGISTRY[name]
+    loaded = models.load(name, device="cpu")
+    assert not loaded.spec.is_tiny and loaded.spec.source == spec.source
+    assert loaded.commit == commits[name] and loaded.path == spec.source
+    listed = {m["name"]: m for m in models.loaded()}
+    assert listed[name]["commit"] == commits[name]
+
+
+def test_the_nouns_run_on_the_real_ids(commits: dict[str, str]) -> None:
+    photo = images.sample("chelsea")
+    embedder = clip.Embedder.from_pretrained()
+    assert embedder.commit == commits["clip-b32"]
+    assert embedder.embed_texts(["a cat"]).shape[0] == 1
+    for name in ("owlvit-b32", "owlv2-b16", "grounding-dino-tiny"):
+        detector = detect.Detector.from_pretrained(name, device="cpu")
+        assert detector.commit == commits[name]
+        assert len(detector.detect(photo, "a cat", threshold=0.0, top_k=2)) == 2
+
+
+def test_recipes_record_the_commit_and_reproduce_it(commits: dict[str, str],
+                                                    offline_runs: Path) -> None:
+    painter = inpaint.Inpainter.from_pretrained(device="cpu")  # the default: SD 1.5
+    assert painter.name == "sd15-inpaint" and painter.commit == commits["sd15-inpaint"]
+    photo = images.sample("coffee").resize((96, 64))
+    mask = np.zeros((64, 96), bool)
+    mask[16:48, 24:72] = True
+    out = painter.inpaint(photo, mask, "a cat", steps=2)[0]
+    made = generate.Generator.from_pretrained(device="cpu").generate(
+        "a cat", steps=2, height=64, width=64)
+    run = tracking.start("hub-path", online=False)
+    records = [run.log_image(out, "inpainted"), run.log_image(made, "drawn")]
+    run.end()
+    assert records[0]["recipe"]["args"]["revision"] == commits["sd15-inpaint"]
+    assert records[1]["recipe"]["args"]["revision"] == commits["sd15"]
+    for stored in tracking.load_record(run.folder)["images"]:
+        assert tracking.same_pixels(stored, tracking.reproduce(stored))
+
+
+@pytest.mark.notebook
+def test_lesson_1_runs_on_the_real_path(commits: dict[str, str], tmp_path: Path) -> None:
+    import json
+
+    from helpers import lessons
+
+    path = lessons.NOTEBOOKS / "01_overview.ipynb"
+    env = {"HELPERS_RUNS_DIR": str(tmp_path / "runs"), "COMET_CONFIG": str(tmp_path / "none"),
+           "COMET_API_KEY": ""}
+    run = lessons.execute(path, mode="real", timeout=600, out_dir=tmp_path / "out", env=env)
+    cells = json.loads(run.executed.read_text())["cells"]  # type: ignore[union-attr]
+    outputs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = json.dumps(outputs)
+    assert "'tiny_mode': False" in text and "Loading weights" not in text
+    (record,) = tracking.runs("lesson-01", directory=tmp_path / "runs")
+    assert {m["name"]: m["commit"] for m in record["models"]} == {"clip-b32": commits["clip-b32"]}
+
+
+def test_a_commit_that_cannot_be_had_is_said(commits: dict[str, str],
+                                             no_network: list[object]) -> None:
+    gone = "0" * 40
+    with pytest.raises(models.WeightsUnavailableError,
+                       match=f"commit {gone} of 'stable-diffusion-v1-5/stable-diffusion-v1-5' is "
+                             "not in this machine's Hugging Face cache"):
+        generate.Generator.from_pretrained(device="cpu", revision=gone)
+    with pytest.raises(ValueError, match="revision '' must be a commit"):
+        models.load("sd15", device="cpu", revision="")
+    assert no_network == []
+
+
+# ---------------------------------------------------------------- a hub on loopback
+
+CHILD = """
+import sys
+from helpers import models
+try:
+    loaded = models.load(sys.argv[1], device="cpu")
+except models.WeightsUnavailableError as err:
+    print("ERROR", err)
+else:
+    print("LOADED", loaded.spec.source, loaded.commit)
+"""
+
+
+def _load_in_child(name: str, stub: HubStub, tmp_path: Path) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = child_env(dict(os.environ), HF_ENDPOINT=stub.url, HF_HOME=tmp_path / "hf")
+    done = subprocess.run([sys.executable, "-c", CHILD, name], env=env, capture_output=True,
+                          text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_a_gone_repo_gives_way_to_its_mirror(tmp_path: Path) -> None:
+    spec = registry.REGISTRY["sd15"]
+    mirror = spec.mirrors[0]
+    with HubStub(served={mirror: tiny.ensure("sd")}, gone=(spec.source,)) as stub:
+        out = _load_in_child("sd15", stub, tmp_path)
+    assert f"LOADED {mirror} {commit_for(mirror)}" in out
+    assert f"{spec.source} is gone from the hub; loaded the mirror {mirror}" in out
+    assert any(r.startswith("GET ") and mirror in r for r in stub.requests)  # really downloaded
+    assert "Loading pipeline components" not in out and "Loading weights" not in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "case", "message"), [
+    ("clip-b32", "gated", "'openai/clip-vit-base-patch32' is gated: accept its licence on "
+                          "https://huggingface.co/openai/clip-vit-base-patch32, log in with "
+                          "`hf auth login`"),
+    ("owlvit-b32", "gone", "the hub has no repository 'google/owlvit-base-patch32' any more "
+                           "(model 'owlvit-b32'): it was removed or renamed. Use another model "
+                           "('owlvit-b16'"),
+    ("sd15-inpaint", "gone", "the hub has no repository 'stable-diffusion-v1-5/stable-diffusion-"
+                             "inpainting', 'sd-legacy/stable-diffusion-inpainting' any more"),
+])
+def test_hub_errors_are_told_apart(tmp_path: Path, name: str, case: str, message: str) -> None:
+    source = registry.REGISTRY[name].source
+    repos = (source, *registry.REGISTRY[name].mirrors)
+    with HubStub(gone=repos if case == "gone" else (), gated=repos if case == "gated" else ()
+                 ) as stub:
+        out = _load_in_child(name, stub, tmp_path)
+    assert "ERROR" in out and message in out, out[-2000:]
+    assert "internet" not in out.split("ERROR", 1)[1]
