@@ -189,7 +189,8 @@ def load(name: str, device: str | None = None, dtype: Any = None,
         family: restrict ``name`` to one family or several (the lesson nouns pass theirs);
             aliases such as ``"vit_b"`` and ``"tiny"`` are looked up within them.
         cached: False loads a private copy, outside the per-kernel cache, for a caller
-            that changes the model (training adds adapters and drops parts).
+            that changes the model (training adds adapters and drops parts). On a CPU the
+            cache keeps one diffusion pipeline: loading another releases the one before.
         revision: a hub commit (as a recipe recorded it), branch or tag instead of the
             registry's; ignored for tiny models and checkpoint files.
 
@@ -215,6 +216,8 @@ def load(name: str, device: str | None = None, dtype: Any = None,
     key = (spec.name, source_key, str(spec.revision), dev, str(dtype))
     if cached and key in _CACHE:
         return _CACHE[key]
+    if cached and spec.family in DIFFUSION_FAMILIES and dev == "cpu":
+        _forget_pipelines(keep=key)  # a laptop has room for one Stable Diffusion at a time
     source = fetch(spec)
     with quiet_loading():
         loaded = _build(spec, source, dev, dtype)
@@ -250,6 +253,21 @@ def _build(spec: ModelSpec, source: str, dev: str, dtype: Any) -> Loaded:
         return Loaded(model, processor, used, candidate, dev, dtype,
                       hub_commit(used, candidate))
     raise AssertionError("unreachable: the last candidate returns or raises")
+
+
+def _forget_pipelines(keep: tuple[str, ...]) -> None:
+    """Drop every other diffusion pipeline on the CPU from the kernel's cache (each is
+    about 4 GB in float32), with a notice; its memory is freed once no cell holds it."""
+    import gc
+
+    for key, held in list(_CACHE.items()):
+        if key != keep and held.spec.family in DIFFUSION_FAMILIES and held.device == "cpu":
+            del _CACHE[key]
+            if not held.spec.is_tiny:
+                print(f"Released {held.spec.name} from this kernel's models to make room "
+                      "(one Stable Diffusion pipeline at a time on a CPU); a variable that "
+                      "still holds it keeps it in memory until it is deleted.")
+    gc.collect()
 
 
 def loaded() -> list[dict[str, Any]]:

@@ -170,3 +170,15 @@ def test_hub_errors_are_told_apart(tmp_path: Path, name: str, case: str, message
         out = _load_in_child(name, stub, tmp_path)
     assert "ERROR" in out and message in out, out[-2000:]
     assert "internet" not in out.split("ERROR", 1)[1]
+
+
+def test_one_stable_diffusion_at_a_time_on_a_cpu(commits: dict[str, str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    models.clear_cache()
+    drawing = models.load("sd15", device="cpu")
+    models.load("clip-b32", device="cpu")
+    models.load("sd15-inpaint", device="cpu")
+    assert "Released sd15 from this kernel's models" in capsys.readouterr().out
+    assert [m["name"] for m in models.loaded()] == ["clip-b32", "sd15-inpaint"]
+    assert models.load("sd15", device="cpu") is not drawing  # loaded afresh when asked again
+    assert [m["name"] for m in models.loaded()] == ["clip-b32", "sd15"]
