@@ -3,6 +3,7 @@
 #   make test      set up, then lint, type check and run every test (notebooks in tiny mode)
 #   make unit      the fast lane: every test but the slow, notebook and browser ones
 #   make lessons   execute every lesson into build/ (MODE=tiny or MODE=real)
+#   make weights   download every model the lessons use, ahead of a workshop
 # Set-up is keyed on a hash of the requirement files: when they have not changed, it is a no-op.
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ TEST_HASH := $(shell cat requirements.txt requirements-dev.txt pyproject.toml sy
 LAB_STAMP := $(VENV)/.stamp-lab-$(LAB_HASH)
 TEST_STAMP := $(VENV)/.stamp-test-$(TEST_HASH)
 
-.PHONY: setup setup-test lab test lint typecheck unit lessons benchmarks clean
+.PHONY: setup setup-test lab test lint typecheck unit lessons weights benchmarks clean
 
 setup: $(LAB_STAMP)
 
@@ -60,6 +61,9 @@ test: setup-test
 
 lessons: setup
 	$(BIN)/python -m helpers.lessons --mode $(MODE) --out build
+
+weights: setup
+	$(BIN)/python -m helpers.models fetch --all
 
 benchmarks: setup
 	$(BIN)/python benchmarks/import_time.py

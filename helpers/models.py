@@ -348,3 +348,11 @@ class Pretrained:
 
 __getattr__ = compat.moved(__name__, {
     "has_adapters": "lora.has_adapters (from helpers import lora)"})
+
+
+if __name__ == "__main__":  # `python -m helpers.models`: the teacher's tool (list, fetch, doctor)
+    import sys
+
+    from helpers.teacher import main as _main
+
+    sys.exit(_main())

@@ -43,6 +43,8 @@ LAYERS: dict[str, float] = {
     "helpers.detect": 3.1,
     "helpers.generate": 3.1,
     "helpers.inpaint": 3.1,
+    # the teacher's tool (python -m helpers.models)
+    "helpers.teacher": 3.5,
     # 4: training
     "helpers.dreambooth.config": 4.0,
     "helpers.dreambooth.data": 4.1,
@@ -76,10 +78,25 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
 
 
+def _script_only(tree: ast.Module) -> set[int]:
+    """ids of the nodes under ``if __name__ == "__main__":``: a module's command line may
+    use what stands above it, since running it as a script is no import of the module."""
+    inside: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) in (
+                "__name__ == '__main__'", '__name__ == "__main__"'):
+            inside |= {id(n) for n in ast.walk(node)}
+    return inside
+
+
 def imports_of(path: Path) -> set[str]:
-    """The helpers modules ``path`` imports anywhere in its code."""
+    """The helpers modules ``path`` imports anywhere in its code (but its script part)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = _script_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("helpers")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
@@ -131,7 +148,8 @@ def test_the_checker_sees_lazy_and_type_checking_imports(tmp_path: Path) -> None
     sample.write_text(
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n    from helpers.sam import Segmenter\n"
-        "def f():\n    from helpers import tracking, widgets\n    import helpers.viz\n")
+        "def f():\n    from helpers import tracking, widgets\n    import helpers.viz\n"
+        "if __name__ == '__main__':\n    from helpers import dreambooth\n")
     assert imports_of(sample) == {"helpers.sam", "helpers.tracking", "helpers.widgets",
                                   "helpers.viz"}
 

@@ -1,0 +1,205 @@
+"""The teacher's tool: which weights each lesson loads, fetching them ahead, checking a machine.
+
+    python -m helpers.models list               # every model: size, cached or not, commit
+    python -m helpers.models fetch --lesson 4   # what lesson 4 loads (or --all, or names)
+    python -m helpers.models doctor             # device, memory, disk, what is cached
+
+``make weights`` fetches everything the lessons use. Fetching loads each model once on the
+CPU, so exactly the files the lessons will read are downloaded (one bar per file), and a
+second run skips what is already there. Bad input (an unknown name, ``--lesson 9``, too
+little disk) is refused before anything is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from helpers import models, registry, runtime, weights
+
+LESSONS: dict[int, tuple[str, ...]] = {
+    1: ("clip-b32",),
+    2: ("sam-vit-b",),
+    3: ("owlvit-b32", "sam-vit-b", "owlv2-b16", "grounding-dino-tiny"),
+    4: ("owlvit-b32", "sam-vit-b", "sd15-inpaint"),
+    5: ("sd15", "sd15-inpaint"),
+}
+"""The registry names each lesson loads in real mode (``tests/test_teacher.py`` reads the
+notebooks to check it)."""
+
+
+def lesson_names(lessons: Sequence[int]) -> list[str]:
+    """The registry names that ``lessons`` load, each once, in lesson order.
+
+    Raises:
+        ValueError: a lesson number that does not exist.
+    """
+    names: list[str] = []
+    for number in lessons:
+        if isinstance(number, bool) or number not in LESSONS:
+            raise ValueError(f"there is no lesson {number!r}; the lessons are "
+                             f"{', '.join(map(str, LESSONS))}")
+        names += [n for n in LESSONS[number] if n not in names]
+    return names
+
+
+def _hub_cache() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _checkpoint(spec: registry.ModelSpec) -> Path:
+    return registry.cache_dir() / "checkpoints" / spec.source.rsplit("/", 1)[-1]
+
+
+def cached(spec: registry.ModelSpec) -> tuple[bool, str | None]:
+    """(whether ``spec``'s weights are on this machine, the hub commit they are at)."""
+    if spec.is_url:
+        path = _checkpoint(spec)
+        note = path.with_name(path.name + ".sha256")
+        return path.exists() and note.exists() and note.read_text().strip() == spec.sha256, None
+    commit = weights.hub_commit(spec)
+    return commit is not None, commit
+
+
+def rows() -> list[dict[str, Any]]:
+    """One row per real registry model: name, size, cached, commit, lessons, licence."""
+    found = []
+    for name, spec in registry.REGISTRY.items():
+        if spec.is_tiny:
+            continue
+        here, commit = cached(spec)
+        found.append({"name": name, "description": spec.description,
+                      "gb": (spec.size_bytes or 0) / registry.GB, "cached": here,
+                      "commit": commit, "licence": spec.licence,
+                      "lessons": [n for n, used in LESSONS.items() if name in used]})
+    return found
+
+
+def list_models() -> str:
+    """The registry as a table (what ``list`` prints)."""
+    lines = [f"{'name':21} {'GB':>5}  {'here':4}  {'commit':12}  {'lessons':8}  description"]
+    for r in rows():
+        lessons = ",".join(map(str, r["lessons"])) or "-"
+        lines.append(f"{r['name']:21} {r['gb']:5.1f}  {'yes' if r['cached'] else 'no':4}  "
+                     f"{(r['commit'] or '-')[:12]:12}  {lessons:8}  {r['description']}")
+    return "\n".join(lines)
+
+
+def _check_room(specs: Sequence[registry.ModelSpec]) -> None:
+    """Refuse, before any download, when a cache's disk cannot take what is missing."""
+    need: dict[Path, int] = {}
+    for spec in specs:
+        folder = _checkpoint(spec).parent if spec.is_url else _hub_cache()
+        need[folder] = need.get(folder, 0) + (spec.size_bytes or 0)
+    for folder, size in need.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(folder).free
+        if free < size * 1.1:
+            raise ValueError(
+                f"not enough disk space: {', '.join(s.name for s in specs)} need about "
+                f"{size / registry.GB:.1f} GB in {folder}, which has {free / registry.GB:.1f} "
+                f"GB free. Free some space, or point HF_HOME (hub models) or "
+                f"{registry.CACHE_ENV} (checkpoints) at a larger disk.")
+
+
+def fetch(names: Sequence[str], say: Any = print) -> list[str]:
+    """Download the weights of ``names`` that are not here yet; returns the ones fetched.
+
+    Raises:
+        ValueError: an unknown name or too little disk, before anything is downloaded.
+        WeightsUnavailableError: a download failed; the message says what to do.
+    """
+    specs = [registry.resolve(n) for n in names]
+    if any(s.is_tiny for s in specs):
+        raise ValueError("tiny mode is on (HELPERS_TINY_MODELS=1): there are no real weights "
+                         "to fetch; unset it first")
+    missing = [s for s in specs if not cached(s)[0]]
+    for spec in specs:
+        if spec not in missing:
+            say(f"{spec.name}: already here")
+    _check_room(missing)
+    done = []
+    for spec in missing:
+        size = (spec.size_bytes or 0) / registry.GB
+        say(f"{spec.name}: fetching about {size:.1f} GB from {spec.source}")
+        loaded = models.load(spec.name, device="cpu", cached=False)
+        say(f"{spec.name}: done" + (f" (commit {loaded.commit})" if loaded.commit else ""))
+        del loaded
+        gc.collect()
+        done.append(spec.name)
+    return done
+
+
+def _memory_gb() -> tuple[float, float] | None:
+    """(total, available) RAM in GB from /proc/meminfo, or None where there is none."""
+    try:
+        text = Path("/proc/meminfo").read_text()
+    except OSError:
+        return None
+    values = {line.split(":")[0]: int(line.split()[1]) for line in text.splitlines()
+              if line.split()[1:2] and line.split()[1].isdigit()}
+    if "MemTotal" not in values:
+        return None
+    return values["MemTotal"] / 1e6, values.get("MemAvailable", values["MemTotal"]) / 1e6
+
+
+def doctor() -> str:
+    """What this machine offers the course: device, memory, disk, and each lesson's weights."""
+    info = runtime.describe()
+    lines = [f"device: {info['device']}" + (f" ({info['gpu']})" if "gpu" in info else "")
+             + f", torch {info['torch']}, {info['threads']} threads, {os.cpu_count()} cores"]
+    memory = _memory_gb()
+    if memory:
+        lines.append(f"memory: {memory[0]:.1f} GB, {memory[1]:.1f} GB available"
+                     + ("  (lessons 4-5 on a CPU want about 7 GB free)" if memory[1] < 7 else ""))
+    for label, folder in (("hub cache", _hub_cache()), ("helpers cache", registry.cache_dir())):
+        probe = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
+        lines.append(f"{label}: {folder} ({shutil.disk_usage(probe).free / registry.GB:.1f} "
+                     "GB free)")
+    if info["tiny_mode"]:
+        lines.append("tiny mode is on: the lessons use tiny random models and need no weights")
+    by_name = {r["name"]: r for r in rows()}
+    for number, names in LESSONS.items():
+        missing = [n for n in names if not by_name[n]["cached"]]
+        size = sum(by_name[n]["gb"] for n in missing)
+        state = "ready" if not missing else f"to fetch: {', '.join(missing)} ({size:.1f} GB)"
+        commits = ", ".join(f"{n}@{by_name[n]['commit'][:7]}" for n in names
+                            if by_name[n]["commit"])
+        lines.append(f"lesson {number}: {state}" + (f"  [{commits}]" if commits else ""))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.models list | fetch [--lesson N ... | --all | NAME ...] | doctor``."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.models",
+                                     description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="every model: size, cached or not, commit, lessons")
+    get = commands.add_parser("fetch", help="download weights ahead of a lesson")
+    get.add_argument("names", nargs="*", help="registry names (see `list`)")
+    get.add_argument("--lesson", type=int, action="append", default=[], metavar="N")
+    get.add_argument("--all", action="store_true", help="everything the lessons use")
+    commands.add_parser("doctor", help="check this machine for the course")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            print(list_models())
+        elif args.command == "doctor":
+            print(doctor())
+        else:
+            names = lesson_names(list(LESSONS) if args.all else args.lesson) + args.names
+            if not names:
+                parser.error("say what to fetch: --lesson N, --all, or registry names")
+            fetch(list(dict.fromkeys(names)))
+    except (ValueError, models.WeightsUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
