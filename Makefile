@@ -72,6 +72,7 @@ benchmarks: setup
 	$(BIN)/python benchmarks/detect_segment.py
 	$(BIN)/python benchmarks/inpaint.py --parts 1
 	$(BIN)/python benchmarks/dreambooth.py
+	$(BIN)/python benchmarks/lesson_cost.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

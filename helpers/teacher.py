@@ -34,6 +34,44 @@ LESSONS: dict[int, tuple[str, ...]] = {
 notebooks to check it)."""
 
 
+REFERENCE: dict[str, Any] | None = {
+    "probe_s": 0.132, "minutes": {1: 0.0, 2: 0.5, 3: 1.7, 4: 11.3, 5: 38.3}}
+"""What ``benchmarks/lesson_cost.py`` measured on a reference CPU (2 cores, 2 threads): its
+``probe_seconds`` and each lesson's minutes in real mode with the CPU presets (heavy calls
+only). Run the benchmark again and paste its last line here when the presets change."""
+
+
+def probe_seconds() -> float:
+    """Seconds for a small fixed CPU workload (matrix products and a convolution, about a
+    second): how this machine compares with the one ``REFERENCE`` was measured on."""
+    import time
+
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(1024, 1024, generator=g), torch.randn(1024, 1024, generator=g)
+    x, w = torch.randn(1, 64, 128, 128, generator=g), torch.randn(64, 64, 3, 3, generator=g)
+    best = float("inf")
+    with torch.inference_mode():
+        a @ b  # warm-up
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(4):
+                a @ b
+                torch.conv2d(x, w, padding=1)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def estimates() -> dict[int, float] | None:
+    """Minutes per lesson on this CPU in real mode (CPU presets), scaled from ``REFERENCE``
+    by ``probe_seconds``; None when there is no reference."""
+    if REFERENCE is None:
+        return None
+    scale = probe_seconds() / float(REFERENCE["probe_s"])
+    return {int(n): float(m) * scale for n, m in REFERENCE["minutes"].items()}
+
+
 def lesson_names(lessons: Sequence[int]) -> list[str]:
     """The registry names that ``lessons`` load, each once, in lesson order.
 
@@ -167,13 +205,21 @@ def doctor() -> str:
     if info["tiny_mode"]:
         lines.append("tiny mode is on: the lessons use tiny random models and need no weights")
     by_name = {r["name"]: r for r in rows()}
+    minutes = estimates() if info["device"] == "cpu" and not info["tiny_mode"] else None
     for number, names in LESSONS.items():
         missing = [n for n in names if not by_name[n]["cached"]]
         size = sum(by_name[n]["gb"] for n in missing)
         state = "ready" if not missing else f"to fetch: {', '.join(missing)} ({size:.1f} GB)"
         commits = ", ".join(f"{n}@{by_name[n]['commit'][:7]}" for n in names
                             if by_name[n]["commit"])
-        lines.append(f"lesson {number}: {state}" + (f"  [{commits}]" if commits else ""))
+        cost = ""
+        if minutes and number in minutes:
+            m = minutes[number]
+            cost = ", under a minute here" if m < 1 else f", about {m:.0f} min here"
+        lines.append(f"lesson {number}: {state}{cost}" + (f"  [{commits}]" if commits else ""))
+    if minutes:
+        lines.append("(minutes: the lessons' heavy calls in their CPU presets, measured by "
+                     "benchmarks/lesson_cost.py and scaled to this machine; no downloads)")
     return "\n".join(lines)
 
 

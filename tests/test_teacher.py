@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import tokenize
 from pathlib import Path
@@ -88,7 +89,7 @@ def test_fetch_skips_what_is_here(no_load: list[str], tmp_path: Path) -> None:
         assert no_load == ["owlvit-b32"]
         assert said[0] == "clip-b32: already here" and said[-1].startswith("owlvit-b32: done")
         report = teacher.doctor()
-        assert f"lesson 1: ready  [clip-b32@{commit[:7]}]" in report
+        assert re.search(rf"lesson 1: ready(, [^\[]+)?  \[clip-b32@{commit[:7]}\]", report)
         assert "lesson 3: to fetch: owlvit-b32, sam-vit-b, owlv2-b16, grounding-dino-tiny" in report
         row = next(r for r in teacher.rows() if r["name"] == "clip-b32")
         assert row["cached"] and row["commit"] == commit and row["lessons"] == [1]
@@ -97,8 +98,28 @@ def test_fetch_skips_what_is_here(no_load: list[str], tmp_path: Path) -> None:
         shutil.rmtree(repo)
 
 
-def test_doctor_names_the_machine() -> None:
+def test_doctor_names_the_machine_and_scales_the_minutes(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("the estimates are for CPUs")
+    reference = teacher.REFERENCE
+    assert reference is not None and set(reference["minutes"]) == set(teacher.LESSONS)
+    monkeypatch.setattr(teacher, "probe_seconds", lambda: 2 * reference["probe_s"])
+    assert teacher.estimates() == {n: 2 * m for n, m in reference["minutes"].items()}
     report = teacher.doctor()
-    assert report.startswith("device: ") and "hub cache: " in report
-    assert [line.split(":")[0] for line in report.splitlines() if line.startswith("lesson")] == [
-        f"lesson {n}" for n in teacher.LESSONS]
+    assert report.startswith("device: cpu") and "hub cache: " in report
+    lines = [line for line in report.splitlines() if line.startswith("lesson")]
+    assert [line.split(":")[0] for line in lines] == [f"lesson {n}" for n in teacher.LESSONS]
+    assert f"about {2 * reference['minutes'][5]:.0f} min here" in lines[4]
+    monkeypatch.setenv("HELPERS_TINY_MODELS", "1")
+    assert "min here" not in teacher.doctor() and "tiny mode is on" in teacher.doctor()
+
+
+def test_probe_is_short() -> None:
+    import time
+
+    start = time.perf_counter()
+    assert 0 < teacher.probe_seconds() < 10
+    assert time.perf_counter() - start < 30

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -161,6 +162,10 @@ def _existing_class_images(folder: Path) -> list[Path]:
     return sorted(folder.glob("class-*.png")) if folder.is_dir() else []
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def class_images(config: DreamBoothConfig, pipe: Any = None,
                  batch_size: int = 4) -> list[Path]:
     """The first ``config.num_class_images`` class images, drawing only the missing ones.
@@ -192,9 +197,15 @@ def class_images(config: DreamBoothConfig, pipe: Any = None,
                if not (folder / f"class-{i:04d}.png").exists()]
     from tqdm.auto import tqdm
 
-    print(f"Drawing {len(missing)} class image(s) of {config.class_prompt!r} into {folder}")
+    print(f"Drawing {len(missing)} class image(s) of {config.class_prompt!r} into {folder} "
+          "(once: they are cached for every later run)")
+    started = time.perf_counter()
     for start in tqdm(range(0, len(missing), batch_size), desc="class images",
                       disable=len(missing) <= batch_size):
+        if start == batch_size:  # one batch drawn: say what the rest will take
+            each = (time.perf_counter() - started) / batch_size
+            print(f"About {each:.1f} s per class image: {_minutes(each * (len(missing) - start))}"
+                  " for the rest.")
         chunk = missing[start:start + batch_size]
         out = pipe(prompt=[config.class_prompt] * len(chunk),
                    num_inference_steps=config.sample_steps,

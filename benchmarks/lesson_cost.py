@@ -1,0 +1,241 @@
+"""What each lesson costs in real mode on this machine, from its own heavy calls.
+
+Every heavy call a lesson's cells make in their CPU presets is counted by hand from the
+notebooks (``COUNTS`` below: image embeddings, SAM encodings, detections, UNet steps with and
+without classifier-free guidance, VAE passes, DreamBooth steps). Each kind of call is timed on
+the full-size architecture with random weights (the real shapes, so honest times; nothing is
+downloaded), and the lesson's minutes are the sum of count x time. Downloads and reading
+weights from disk are not included.
+
+A second part measures the peak memory (RSS) of lesson 5's path in a fresh process: the SD 1.5
+pipeline trains a LoRA step and draws, is released, then the inpainting pipeline inpaints
+(goal: <= 7 GB on a CPU). The probe that ``python -m helpers.models doctor`` times is run too,
+so its estimates can be scaled from this machine's.
+
+    python benchmarks/lesson_cost.py [--repeats 1] [--skip-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+
+# heavy calls per lesson, in the lessons' CPU presets (see each notebook's set-up cell)
+COUNTS: dict[int, dict[str, float]] = {
+    # 12 image embeddings (5 photos, 1 + 6 in zero-shot and ranking), 2 batches of 5 texts
+    1: {"clip_image": 12, "clip_texts": 2},
+    # one photo encoded, seven prompts decoded
+    2: {"sam_embed": 1, "sam_predict": 7},
+    # eight OWL-ViT calls, one OWLv2, one Grounding DINO, two photos encoded, ~10 boxes
+    3: {"owlvit": 8, "owlv2": 1, "grounding_dino": 1, "sam_embed": 2, "sam_predict": 10},
+    # 13 inpainted images at 256 px: 98 guided steps, 10 unguided (guidance 0), 15 VAE
+    # encodes, 13 decodes; plus one detection and one SAM encoding
+    4: {"owlvit": 1, "sam_embed": 1, "sam_predict": 1, "unet_cfg_256": 98, "unet_256": 10,
+        "vae_encode_256": 15, "vae_decode_256": 13, "text_encode": 26},
+    # 8 class images, 3 validations x 2 prompts, 4 text-to-image and 1 inpainting at 15 steps
+    # (285 guided steps, 19 decodes), 29 encodes, 61 training steps, 54 evaluation passes
+    5: {"unet_cfg_256": 285, "vae_decode_256": 19, "vae_encode_256": 29, "train_256": 61,
+        "unet_256": 54, "text_encode": 20},
+}
+
+
+def sd_parts(inpaint: bool) -> tuple[Any, Any, Any]:
+    """SD 1.5's UNet, VAE and text encoder, full size, random weights."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=9 if inpaint else 4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768,
+        attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3).eval()
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+        block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4).eval()
+    text = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072,
+                                        num_hidden_layers=12, num_attention_heads=12,
+                                        max_position_embeddings=77)).eval()
+    return unet, vae, text
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _clip_costs(repeats: int) -> dict[str, float]:
+    import torch
+    import transformers as tf
+
+    model = tf.CLIPModel(tf.CLIPConfig()).eval()  # ViT-B/32
+    pixels = torch.randn(1, 3, 224, 224)
+    ids = torch.randint(0, 49407, (5, 12))
+    return {"clip_image": timed(lambda: model.get_image_features(pixel_values=pixels), repeats),
+            "clip_texts": timed(lambda: model.get_text_features(input_ids=ids), repeats)}
+
+
+def _sam_costs(repeats: int) -> dict[str, float]:
+    import numpy as np
+    from segment_anything import SamPredictor, sam_model_registry
+
+    sam = SamPredictor(sam_model_registry["vit_b"](checkpoint=None).eval())
+    photo = (np.random.default_rng(0).random((400, 600, 3)) * 255).astype(np.uint8)
+    point, label = np.array([[290, 150]]), np.array([1])
+    return {"sam_embed": timed(lambda: sam.set_image(photo), repeats),
+            "sam_predict": timed(lambda: sam.predict(point_coords=point, point_labels=label),
+                                 repeats)}
+
+
+def _detector_cost(key: str, repeats: int) -> float:
+    import torch
+    import transformers as tf
+
+    if key == "grounding_dino":
+        model: Any = tf.GroundingDinoForObjectDetection(tf.GroundingDinoConfig())
+        inputs = {"pixel_values": torch.randn(1, 3, 800, 1200),
+                  "input_ids": torch.randint(1000, 2000, (1, 12)),
+                  "attention_mask": torch.ones(1, 12, dtype=torch.long)}
+    else:
+        cls, config, side = ((tf.OwlViTForObjectDetection, tf.OwlViTConfig(), 768)
+                             if key == "owlvit" else
+                             (tf.Owlv2ForObjectDetection,  # B/16 at 960 px, as released
+                              tf.Owlv2Config(vision_config={"image_size": 960,
+                                                            "patch_size": 16}), 960))
+        model = cls(config)
+        inputs = {"pixel_values": torch.randn(1, 3, side, side),
+                  "input_ids": torch.randint(0, 49407, (3, 16)),
+                  "attention_mask": torch.ones(3, 16, dtype=torch.long)}
+    model.eval()
+    return timed(lambda: model(**inputs), repeats)
+
+
+def vision_costs(repeats: int) -> dict[str, float]:
+    """Seconds per call of CLIP, SAM and the three detectors (full size, random weights)."""
+    import torch
+
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        costs = {**_clip_costs(repeats), **_sam_costs(repeats)}
+        gc.collect()
+        for key in ("owlvit", "owlv2", "grounding_dino"):
+            costs[key] = _detector_cost(key, repeats)
+            gc.collect()
+    return costs
+
+
+def diffusion_costs(repeats: int) -> dict[str, float]:
+    """Seconds per UNet step, VAE pass, text encoding and LoRA training step at 256 px."""
+    import torch
+    from peft import LoraConfig
+
+    unet, vae, text = sd_parts(inpaint=True)
+    costs: dict[str, float] = {}
+    latents = torch.randn(2, 9, 32, 32)
+    context = torch.randn(2, 77, 768)
+    t = torch.tensor([500, 500])
+    with torch.inference_mode():
+        costs["unet_cfg_256"] = timed(lambda: unet(latents, t, context), repeats)
+        costs["unet_256"] = timed(lambda: unet(latents[:1], t[:1], context[:1]), repeats)
+        image = torch.randn(1, 3, 256, 256)
+        costs["vae_encode_256"] = timed(lambda: vae.encode(image), repeats)
+        costs["vae_decode_256"] = timed(lambda: vae.decode(torch.randn(1, 4, 32, 32)), repeats)
+        ids = torch.randint(0, 49407, (1, 77))
+        costs["text_encode"] = timed(lambda: text(ids), repeats)
+    del unet
+    gc.collect()
+    unet, _, _ = sd_parts(inpaint=False)
+    unet.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    params = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    noisy, noise = torch.randn(2, 4, 32, 32), torch.randn(2, 4, 32, 32)
+
+    def train_step() -> None:
+        loss = torch.nn.functional.mse_loss(unet(noisy, t, context).sample, noise)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    costs["train_256"] = timed(train_step, repeats)
+    return costs
+
+
+def lesson_five_memory() -> float:
+    """Peak RSS in GB of a fresh process that walks lesson 5's path (one pipeline at a time)."""
+    code = f"""
+import gc, resource, sys, torch
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+from lesson_cost import sd_parts
+from peft import LoraConfig
+unet, vae, text = sd_parts(inpaint=False)
+unet.requires_grad_(False)
+unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+t, c = torch.tensor([500, 500]), torch.randn(2, 77, 768)
+loss = unet(torch.randn(2, 4, 32, 32), t, c).sample.pow(2).mean()
+loss.backward()
+with torch.inference_mode():
+    text(torch.randint(0, 49407, (1, 77)))
+    vae.decode(torch.randn(1, 4, 32, 32))
+del unet, vae, text, loss
+gc.collect()
+unet, vae, text = sd_parts(inpaint=True)
+with torch.inference_mode():
+    unet(torch.randn(2, 9, 32, 32), t, c)
+    vae.encode(torch.randn(1, 3, 256, 256))
+    vae.decode(torch.randn(1, 4, 32, 32))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env=os.environ.copy())
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+
+    import torch
+
+    from helpers import teacher
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    probe = teacher.probe_seconds()
+    print(f"cpu, {torch.get_num_threads()} threads; doctor's probe {probe:.3f} s")
+    costs = {**vision_costs(args.repeats), **diffusion_costs(args.repeats)}
+    for key, seconds in costs.items():
+        print(f"  {key:16} {seconds:8.3f} s per call")
+    minutes = {n: sum(count * costs[k] for k, count in calls.items()) / 60
+               for n, calls in COUNTS.items()}
+    print("minutes per lesson in real mode, CPU presets (heavy calls only):")
+    for number, value in minutes.items():
+        print(f"  lesson {number}: {value:6.1f} min")
+    if not args.skip_memory:
+        print(f"lesson 5 path, peak RSS: {lesson_five_memory():.2f} GB (goal <= 7)")
+    print("for helpers.teacher.REFERENCE:",
+          json.dumps({"probe_s": round(probe, 3),
+                      "minutes": {n: round(v, 1) for n, v in minutes.items()}}))
+
+
+if __name__ == "__main__":
+    main()
