@@ -40,9 +40,10 @@ def lay_out_cache(hub_cache: Path, repo_id: str, folder: Path, commit: str | Non
 
 
 class HubStub:
-    """A loopback stand-in for the hub: ``served`` repo id -> local folder; ``gone`` and
-    ``gated`` repo ids answer 404 RepoNotFound and 401 GatedRepo. ``requests`` lists the
-    paths asked for."""
+    """A loopback stand-in for the hub: ``served`` repo id -> local folder (at "main" and
+    its one commit; another revision answers 404 RevisionNotFound); ``gone`` and ``gated``
+    repo ids answer 404 RepoNotFound and 401 GatedRepo. ``requests`` lists the paths asked
+    for."""
 
     def __init__(self, served: dict[str, Path] | None = None, gone: tuple[str, ...] = (),
                  gated: tuple[str, ...] = ()) -> None:
@@ -80,7 +81,7 @@ class HubStub:
     def _answer(self, h: http.server.BaseHTTPRequestHandler, body: bool) -> None:
         path = h.path.split("?")[0]
         self.requests.append(f"{h.command} {path}")
-        repo, kind, rest = self._parse(path)
+        repo, kind, rest, revision = self._parse(path)
         if repo is None:
             return self._send(h, 404, {"X-Error-Code": "RepoNotFound"}, b"{}", body)
         if repo in self.gated:
@@ -92,6 +93,9 @@ class HubStub:
                                        "X-Error-Message": "Repository not found"},
                               b'{"error": "Repository not found"}', body)
         folder, commit = self.served[repo], commit_for(repo)
+        if revision not in ("main", commit):
+            return self._send(h, 404, {"X-Error-Code": "RevisionNotFound",
+                                       "X-Error-Message": "Invalid rev id"}, b"{}", body)
         files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                        if p.is_file() and not p.name.startswith("."))
         if kind in ("info", "tree"):
@@ -111,15 +115,18 @@ class HubStub:
                    "Content-Type": "application/octet-stream"}
         return self._send(h, 200, headers, data, body)
 
-    def _parse(self, path: str) -> tuple[str | None, str, str]:
-        """(repo id, "info", "tree" or "file", file path) of a request path."""
-        parts = path.strip("/").split("/")
+    def _parse(self, path: str) -> tuple[str | None, str, str, str]:
+        """(repo id, "info", "tree" or "file", file path, revision) of a request path."""
+        from urllib.parse import unquote
+
+        parts = [unquote(p) for p in path.strip("/").split("/")]
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
             kind = "tree" if len(parts) > 4 and parts[4] == "tree" else "info"
-            return f"{parts[2]}/{parts[3]}", kind, ""
+            revision = parts[5] if len(parts) > 5 else "main"
+            return f"{parts[2]}/{parts[3]}", kind, "", revision
         if len(parts) >= 5 and parts[2] == "resolve":
-            return f"{parts[0]}/{parts[1]}", "file", "/".join(parts[4:])
-        return None, "", ""
+            return f"{parts[0]}/{parts[1]}", "file", "/".join(parts[4:]), parts[3]
+        return None, "", "", ""
 
     @staticmethod
     def _send(h: http.server.BaseHTTPRequestHandler, status: int, headers: dict[str, str],

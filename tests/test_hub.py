@@ -82,23 +82,51 @@ def test_recipes_record_the_commit_and_reproduce_it(commits: dict[str, str],
         assert tracking.same_pixels(stored, tracking.reproduce(stored))
 
 
+@pytest.fixture(scope="module")
+def sam_checkpoint() -> Iterator[Path]:
+    """SAM ViT-B with random weights where the checkpoint download leaves it, with the note
+    that marks it verified (the real file's hash cannot be had here): the real SAM path."""
+    import torch
+    from segment_anything import sam_model_registry
+
+    spec = registry.REGISTRY["sam-vit-b"]
+    path = registry.cache_dir() / "checkpoints" / spec.source.rsplit("/", 1)[-1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(sam_model_registry["vit_b"](checkpoint=None).state_dict(), path)
+    note = path.with_name(path.name + ".sha256")
+    note.write_text(spec.sha256 or "")
+    yield path
+    path.unlink()
+    note.unlink()
+    models.clear_cache()
+
+
 @pytest.mark.notebook
-def test_lesson_1_runs_on_the_real_path(commits: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("lesson", ["01_overview", "03_text_prompted_detection",
+                                    "04_inpainting"])
+def test_lessons_run_on_the_real_path(commits: dict[str, str], sam_checkpoint: Path,
+                                      tmp_path: Path, lesson: str) -> None:
     import json
 
-    from helpers import lessons
+    from helpers import lessons, teacher
 
-    path = lessons.NOTEBOOKS / "01_overview.ipynb"
+    path = lessons.NOTEBOOKS / f"{lesson}.ipynb"
     env = {"HELPERS_RUNS_DIR": str(tmp_path / "runs"), "COMET_CONFIG": str(tmp_path / "none"),
            "COMET_API_KEY": ""}
-    run = lessons.execute(path, mode="real", timeout=600, out_dir=tmp_path / "out", env=env)
+    run = lessons.execute(path, mode="real", timeout=900, out_dir=tmp_path / "out", env=env)
     cells = json.loads(run.executed.read_text())["cells"]  # type: ignore[union-attr]
     outputs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = json.dumps(outputs)
     assert "'tiny_mode': False" in text and "Loading weights" not in text
-    (record,) = tracking.runs("lesson-01", directory=tmp_path / "runs")
-    assert {m["name"]: m["commit"] for m in record["models"]} == {"clip-b32": commits["clip-b32"]}
+    number = int(lesson[:2])
+    recorded = {}
+    for record in tracking.runs(directory=tmp_path / "runs"):
+        recorded.update({m["name"]: m["commit"] for m in record["models"]})
+    used = set(teacher.LESSONS[number])
+    assert set(recorded) == used  # the lesson loaded exactly what the teacher's table says
+    assert all(recorded[n] == commits[n] for n in used if n in commits)  # hub ones: commits
 
 
 def test_a_commit_that_cannot_be_had_is_said(commits: dict[str, str],
@@ -119,7 +147,7 @@ CHILD = """
 import sys
 from helpers import models
 try:
-    loaded = models.load(sys.argv[1], device="cpu")
+    loaded = models.load(sys.argv[1], device="cpu", revision=(sys.argv[2:] or [None])[0])
 except models.WeightsUnavailableError as err:
     print("ERROR", err)
 else:
@@ -127,13 +155,14 @@ else:
 """
 
 
-def _load_in_child(name: str, stub: HubStub, tmp_path: Path) -> str:
+def _load_in_child(name: str, stub: HubStub, tmp_path: Path, *extra: str) -> str:
     import os
     import subprocess
     import sys
 
     env = child_env(dict(os.environ), HF_ENDPOINT=stub.url, HF_HOME=tmp_path / "hf")
-    done = subprocess.run([sys.executable, "-c", CHILD, name], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", CHILD, name, *extra], env=env,
+                          capture_output=True,
                           text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout + done.stderr
@@ -182,3 +211,14 @@ def test_one_stable_diffusion_at_a_time_on_a_cpu(commits: dict[str, str],
     assert [m["name"] for m in models.loaded()] == ["clip-b32", "sd15-inpaint"]
     assert models.load("sd15", device="cpu") is not drawing  # loaded afresh when asked again
     assert [m["name"] for m in models.loaded()] == ["clip-b32", "sd15"]
+
+
+@pytest.mark.slow
+def test_a_recorded_commit_the_hub_no_longer_has(tmp_path: Path) -> None:
+    from helpers import tiny
+
+    source = registry.REGISTRY["clip-b32"].source
+    with HubStub(served={source: tiny.ensure("clip")}) as stub:
+        out = _load_in_child("clip-b32", stub, tmp_path, "f" * 40)
+    assert f"'{source}' has no commit or branch '{'f' * 40}' on the hub" in out, out[-2000:]
+    assert "cannot be made again exactly" in out
