@@ -109,21 +109,23 @@ def quiet_loading() -> Iterator[None]:
     chatter while a model is built; the hub's download bars (one per file) stay, and so do
     errors."""
     from diffusers.utils import logging as dif_logging
+    from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as hf_logging
 
     hook = hf_logging.set_tqdm_hook(
         lambda factory, args, kwargs: hf_logging.EmptyTqdm(*args, **kwargs))
     bar = dif_logging.is_progress_bar_enabled()
-    levels = hf_logging.get_verbosity(), dif_logging.get_verbosity()
+    logs = (hf_logging, dif_logging, hub_logging)
+    levels = [log.get_verbosity() for log in logs]
     dif_logging.disable_progress_bar()  # diffusers' own bars only; the hub's are separate
-    hf_logging.set_verbosity_error()
-    dif_logging.set_verbosity_error()
+    for log in logs:  # e.g. "Could not reach the Hub ... using cached commit" when offline
+        log.set_verbosity_error()
     try:
         yield
     finally:
         hf_logging.set_tqdm_hook(hook)
-        hf_logging.set_verbosity(levels[0])
-        dif_logging.set_verbosity(levels[1])
+        for log, level in zip(logs, levels):
+            log.set_verbosity(level)
         if bar:
             dif_logging.enable_progress_bar()
 

@@ -120,6 +120,7 @@ def test_lessons_run_on_the_real_path(commits: dict[str, str], sam_checkpoint: P
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = json.dumps(outputs)
     assert "'tiny_mode': False" in text and "Loading weights" not in text
+    assert "Could not reach the Hub" not in text  # no hub chatter in the notebook
     number = int(lesson[:2])
     recorded = {}
     for record in tracking.runs(directory=tmp_path / "runs"):
