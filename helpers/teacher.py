@@ -34,7 +34,7 @@ LESSONS: dict[int, tuple[str, ...]] = {
 notebooks to check it)."""
 
 
-REFERENCE: dict[str, Any] | None = {
+REFERENCE: dict[str, Any] = {
     "probe_s": 0.132, "minutes": {1: 0.0, 2: 0.5, 3: 1.7, 4: 11.3, 5: 38.3}}
 """What ``benchmarks/lesson_cost.py`` measured on a reference CPU (2 cores, 2 threads): its
 ``probe_seconds`` and each lesson's minutes in real mode with the CPU presets (heavy calls
@@ -63,11 +63,9 @@ def probe_seconds() -> float:
     return best
 
 
-def estimates() -> dict[int, float] | None:
+def estimates() -> dict[int, float]:
     """Minutes per lesson on this CPU in real mode (CPU presets), scaled from ``REFERENCE``
-    by ``probe_seconds``; None when there is no reference."""
-    if REFERENCE is None:
-        return None
+    by ``probe_seconds``."""
     scale = probe_seconds() / float(REFERENCE["probe_s"])
     return {int(n): float(m) * scale for n, m in REFERENCE["minutes"].items()}
 
@@ -93,27 +91,13 @@ def _hub_cache() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def _checkpoint(spec: registry.ModelSpec) -> Path:
-    return registry.cache_dir() / "checkpoints" / spec.source.rsplit("/", 1)[-1]
-
-
-def cached(spec: registry.ModelSpec) -> tuple[bool, str | None]:
-    """(whether ``spec``'s weights are on this machine, the hub commit they are at)."""
-    if spec.is_url:
-        path = _checkpoint(spec)
-        note = path.with_name(path.name + ".sha256")
-        return path.exists() and note.exists() and note.read_text().strip() == spec.sha256, None
-    commit = weights.hub_commit(spec)
-    return commit is not None, commit
-
-
 def rows() -> list[dict[str, Any]]:
     """One row per real registry model: name, size, cached, commit, lessons, licence."""
     found = []
     for name, spec in registry.REGISTRY.items():
         if spec.is_tiny:
             continue
-        here, commit = cached(spec)
+        here, commit = weights.is_cached(spec)
         found.append({"name": name, "description": spec.description,
                       "gb": (spec.size_bytes or 0) / registry.GB, "cached": here,
                       "commit": commit, "licence": spec.licence,
@@ -133,16 +117,17 @@ def list_models() -> str:
 
 def _check_room(specs: Sequence[registry.ModelSpec]) -> None:
     """Refuse, before any download, when a cache's disk cannot take what is missing."""
-    need: dict[Path, int] = {}
+    need: dict[Path, list[registry.ModelSpec]] = {}
     for spec in specs:
-        folder = _checkpoint(spec).parent if spec.is_url else _hub_cache()
-        need[folder] = need.get(folder, 0) + (spec.size_bytes or 0)
-    for folder, size in need.items():
+        folder = weights.checkpoint_path(spec).parent if spec.is_url else _hub_cache()
+        need.setdefault(folder, []).append(spec)
+    for folder, group in need.items():
+        size = sum(s.size_bytes or 0 for s in group)
         folder.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(folder).free
         if free < size * 1.1:
             raise ValueError(
-                f"not enough disk space: {', '.join(s.name for s in specs)} need about "
+                f"not enough disk space: {', '.join(s.name for s in group)} need about "
                 f"{size / registry.GB:.1f} GB in {folder}, which has {free / registry.GB:.1f} "
                 f"GB free. Free some space, or point HF_HOME (hub models) or "
                 f"{registry.CACHE_ENV} (checkpoints) at a larger disk.")
@@ -159,7 +144,7 @@ def fetch(names: Sequence[str], say: Any = print) -> list[str]:
     if any(s.is_tiny for s in specs):
         raise ValueError("tiny mode is on (HELPERS_TINY_MODELS=1): there are no real weights "
                          "to fetch; unset it first")
-    missing = [s for s in specs if not cached(s)[0]]
+    missing = [s for s in specs if not weights.is_cached(s)[0]]
     for spec in specs:
         if spec not in missing:
             say(f"{spec.name}: already here")

@@ -57,6 +57,25 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_path(spec: ModelSpec) -> Path:
+    """Where the checkpoint file of a URL spec is kept (``cache_dir()/checkpoints/<file>``)."""
+    return cache_dir() / "checkpoints" / spec.source.rsplit("/", 1)[-1]
+
+
+def is_cached(spec: ModelSpec) -> tuple[bool, str | None]:
+    """(whether ``spec``'s weights are on this machine, the hub commit they are at).
+
+    A checkpoint counts once its download was verified (the ``.sha256`` note beside it);
+    a hub model once the Hugging Face cache holds its files for ``spec.revision``.
+    """
+    if spec.is_url:
+        path = checkpoint_path(spec)
+        note = path.with_name(path.name + ".sha256")
+        return path.exists() and note.exists() and note.read_text().strip() == spec.sha256, None
+    commit = hub_commit(spec)
+    return commit is not None, commit
+
+
 def _verified_copy(dest: Path, sha256: str | None) -> bool:
     """True when ``dest`` is already the file asked for; a copy that fails its hash is
     deleted (with a line saying so)."""
@@ -162,10 +181,9 @@ def fetch(spec: ModelSpec) -> str:
 
         return str(tiny.ensure(spec.family))
     if spec.is_url:
-        folder = cache_dir() / "checkpoints"
-        dest = folder / spec.source.rsplit("/", 1)[-1]
+        dest = checkpoint_path(spec)
         if not dest.exists():
-            _check_disk(spec, folder)
+            _check_disk(spec, dest.parent)
         return str(download(spec.source, dest, sha256=spec.sha256))
     if Path(spec.source).exists():
         return spec.source

@@ -162,8 +162,15 @@ def _existing_class_images(folder: Path) -> list[Path]:
     return sorted(folder.glob("class-*.png")) if folder.is_dir() else []
 
 
-def _minutes(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+def duration(seconds: float) -> str:
+    """Seconds as a short human duration: "4.2 s", "35 s", "12 min", "1.5 h"."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def class_images(config: DreamBoothConfig, pipe: Any = None,
@@ -204,7 +211,7 @@ def class_images(config: DreamBoothConfig, pipe: Any = None,
                       disable=len(missing) <= batch_size):
         if start == batch_size:  # one batch drawn: say what the rest will take
             each = (time.perf_counter() - started) / batch_size
-            print(f"About {each:.1f} s per class image: {_minutes(each * (len(missing) - start))}"
+            print(f"About {each:.1f} s per class image: {duration(each * (len(missing) - start))}"
                   " for the rest.")
         chunk = missing[start:start + batch_size]
         out = pipe(prompt=[config.class_prompt] * len(chunk),

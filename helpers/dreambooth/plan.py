@@ -14,6 +14,7 @@ from typing import Any
 
 from helpers import runtime
 from helpers.dreambooth.config import DreamBoothConfig
+from helpers.dreambooth.data import duration
 from helpers.dreambooth.inputs import Inputs, batch_loss, sample_batch
 
 
@@ -76,14 +77,3 @@ def describe(cfg: DreamBoothConfig, n_photos: int, n_class: int, trainable: int,
         f"Memory: peak so far {peak:.2f} GB ({where}); training stays near it.",
     ]
     return "\n".join(lines)
-
-
-def duration(seconds: float) -> str:
-    """Seconds as a short human duration: "4.2 s", "35 s", "12 min", "1.5 h"."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
