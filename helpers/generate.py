@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from helpers import lora, models, runtime, tracking
+from helpers import models, runtime, tracking
+from helpers.diffusion import Diffusion
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -34,29 +35,34 @@ def _check(prompt: str, steps: int, guidance_scale: float, height: int, width: i
         raise ValueError(f"seed {seed!r} must be a non-negative integer")
 
 
-class Generator(models.Pretrained):
+class Generator(Diffusion):
     """Stable Diffusion text-to-image whose images carry their recipe.
 
-    ``Generator.from_pretrained(name)`` takes ``"sd15"`` (the default) or ``"tiny"``. A
-    LoRA loads into it with ``lora.load(generator, folder)``; its images then carry no
-    recipe, since a model name alone cannot rebuild that pipeline.
+    ``Generator.from_pretrained(name)`` takes ``"sd15"`` (the default: 25 DPM-Solver++
+    steps), ``"sd15-lcm"`` (also ``"lcm"``: with the LCM-LoRA and TAESD, 4 steps, the CPU
+    choice) or ``"tiny"``. A LoRA loads into it with ``lora.load(generator, folder)`` (it
+    stacks with the LCM-LoRA); its images then carry no recipe, since a model name alone
+    cannot rebuild that pipeline.
     """
 
     families = ("sd",)
     default = "sd15"
 
-    def __init__(self, loaded: models.Loaded, recipes: bool = True) -> None:
-        super().__init__(loaded)
-        self.pipe = loaded.model
+    def __init__(self, loaded: models.Loaded, recipes: bool = True,
+                 scheduler: str | None = None) -> None:
+        super().__init__(loaded, scheduler)
         self.recipes = recipes
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, device: str | None = None,
-                        dtype: Any = None, *, revision: str | None = None) -> Generator:
+                        dtype: Any = None, *, revision: str | None = None,
+                        scheduler: str | None = None) -> Generator:
         """Load the text-to-image model ``name`` on ``device``; ``dtype`` None follows
         ``runtime.dtype`` (float16 on CUDA, float32 elsewhere); ``revision`` is a hub
-        commit (as a recipe recorded it), None for the registry's."""
-        return cls(cls._load(name, device, dtype, revision))
+        commit (as a recipe recorded it), None for the registry's; ``scheduler`` a
+        scheduler name (``"dpm++"``, ``"pndm"``, ``"lcm"``), None for the model's own."""
+        cls._check_scheduler(scheduler)
+        return cls(cls._load(name, device, dtype, revision), scheduler=scheduler)
 
     @classmethod
     def wrap(cls, pipe: Any) -> Generator:
@@ -66,45 +72,49 @@ class Generator(models.Pretrained):
                    recipes=False)
 
     def generate(self, prompt: str, negative_prompt: str | None = None, seed: int = 0,
-                 steps: int = 30, guidance_scale: float = 7.5, height: int = 512,
-                 width: int = 512) -> Image.Image:
+                 steps: int | None = None, guidance_scale: float | None = None,
+                 height: int = 512, width: int = 512) -> Image.Image:
         """One image from a text prompt, carrying its recipe in ``image.info``.
 
         Args:
             prompt, negative_prompt: what to draw, and what to steer away from.
             seed: the starting noise; the same seed and settings give the same pixels.
-            steps, guidance_scale: denoising steps and classifier-free guidance strength.
+            steps, guidance_scale: denoising steps and classifier-free guidance strength;
+                None: the model's defaults (``self.steps``, ``self.guidance_scale``).
             height, width: output size in pixels, multiples of 8.
         """
-        _check(prompt, steps, guidance_scale, height, width, seed)
-        out = self.pipe(prompt=prompt, negative_prompt=negative_prompt,
-                        num_inference_steps=steps, guidance_scale=guidance_scale,
-                        height=height, width=width, generator=runtime.generator(seed))
+        _check(prompt, self.steps if steps is None else steps,
+               self.guidance_scale if guidance_scale is None else guidance_scale,
+               height, width, seed)
+        steps, guidance_scale = self._settings(steps, guidance_scale, negative_prompt)
+        with self.sampling():
+            out = self.pipe(prompt=prompt, negative_prompt=negative_prompt,
+                            num_inference_steps=steps, guidance_scale=guidance_scale,
+                            height=height, width=width, generator=runtime.generator(seed))
         image = out.images[0]
-        if not self.recipes or lora.has_adapters(self.pipe):
+        if not self.recipes or self.has_lora():
             return image
         from importlib.metadata import version
 
         args = {"prompt": prompt, "model": self.name, "negative_prompt": negative_prompt,
                 "seed": seed, "steps": steps, "guidance_scale": float(guidance_scale),
                 "height": height, "width": width, "revision": self.commit,
-                "device": self.device}
-        context = {"source": self.spec.source,
-                   "dtype": str(self.pipe.dtype).replace("torch.", ""),
-                   "scheduler": type(self.pipe.scheduler).__name__,
-                   "diffusers": version("diffusers")}
+                "device": self.device, "scheduler": self.schedule.name}
+        context = {**self.context(), "diffusers": version("diffusers")}
         return tracking.Recipe(tracking.kind_of(Generator.generate), args,
                                context=context).attach(image)
 
 
 @tracking.recipe(Generator.generate)
 def _remake(model: str, device: str, revision: str | None = None,
-            **settings: Any) -> Image.Image:
-    return Generator.from_pretrained(model, device=device, revision=revision).generate(**settings)
+            scheduler: str | None = None, **settings: Any) -> Image.Image:
+    return Generator.from_pretrained(model, device=device, revision=revision,
+                                     scheduler=scheduler).generate(**settings)
 
 
 def text_to_image(prompt: str, model: str = "sd15", negative_prompt: str | None = None,
-                  seed: int = 0, steps: int = 30, guidance_scale: float = 7.5,
+                  seed: int = 0, steps: int | None = None,
+                  guidance_scale: float | None = None,
                   height: int = 512, width: int = 512, device: str | None = None,
                   pipe: Any = None) -> Image.Image:
     """One image from a text prompt: ``Generator.from_pretrained(model).generate(...)``.
@@ -114,7 +124,8 @@ def text_to_image(prompt: str, model: str = "sd15", negative_prompt: str | None 
         pipe: an already loaded pipeline to use instead of ``model``; its images carry no
             recipe, since a name cannot rebuild that pipeline.
     """
-    _check(prompt, steps, guidance_scale, height, width, seed)
+    _check(prompt, 1 if steps is None else steps, 0 if guidance_scale is None else guidance_scale,
+           height, width, seed)  # before anything loads
     generator = (Generator.from_pretrained(model, device=device) if pipe is None
                  else Generator.wrap(pipe))
     return generator.generate(prompt, negative_prompt, seed, steps, guidance_scale, height,

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from helpers import compat, images, lora, models, runtime, tracking
+from helpers import compat, images, models, runtime, tracking
+from helpers.diffusion import Diffusion
 
 if TYPE_CHECKING:
     from helpers.tracking import Run
@@ -175,36 +176,40 @@ def _check(steps: int, guidance_scale: float, strength: float, num_images: int, 
         )
 
 
-class Inpainter(models.Pretrained):
+class Inpainter(Diffusion):
     """Stable Diffusion inpainting with exact compositing and reproducible outputs.
 
     ``Inpainter.from_pretrained(name)`` takes ``"sd15-inpaint"`` (the default; also
-    ``"sd15"``: the base of lesson 5's LoRA), ``"sd2-inpaint"`` (also ``"sd2"``) or
-    ``"tiny"``. float16 on CUDA, float32
-    elsewhere. On a GPU attention slicing is switched on, and ``cpu_offload=True`` keeps
-    only the running sub-model on the GPU (for small cards).
+    ``"sd15"``: the base of lesson 5's LoRA; 25 DPM-Solver++ steps), ``"sd15-inpaint-lcm"``
+    (also ``"lcm"``: the same model with the LCM-LoRA and TAESD, 4 steps, guidance 1: the
+    CPU choice), ``"sd2-inpaint"`` (also ``"sd2"``) or ``"tiny"``. float16 on CUDA, float32
+    elsewhere. ``cpu_offload=True`` keeps only the running sub-model on the GPU (for small
+    cards). ``scheduler`` (a name of ``helpers.schedulers``) overrides the model's own.
     """
 
     families = ("sd-inpaint",)
     default = "sd15-inpaint"
 
-    def __init__(self, loaded: models.Loaded, cpu_offload: bool = False) -> None:
-        super().__init__(loaded)
-        self.pipe = loaded.model
+    def __init__(self, loaded: models.Loaded, cpu_offload: bool = False,
+                 scheduler: str | None = None) -> None:
+        super().__init__(loaded, scheduler)
         self.native = int(self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor)
-        if self.device.startswith("cuda"):
-            self.pipe.enable_attention_slicing()
-            if cpu_offload:
-                self.pipe.enable_model_cpu_offload()
+        # PyTorch's fused attention is used by default; attention slicing would slow it down.
+        if self.device.startswith("cuda") and cpu_offload:
+            self.pipe.enable_model_cpu_offload()
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, device: str | None = None,
                         dtype: Any = None, cpu_offload: bool = False, *,
-                        revision: str | None = None) -> Inpainter:
+                        revision: str | None = None,
+                        scheduler: str | None = None) -> Inpainter:
         """Load the inpainting model ``name`` (see the class docstring) on ``device``;
         ``dtype`` None follows ``runtime.dtype`` (float16 on CUDA, float32 elsewhere);
-        ``revision`` is a hub commit (as a recipe recorded it), None for the registry's."""
-        return cls(cls._load(name, device, dtype, revision), cpu_offload)
+        ``revision`` is a hub commit (as a recipe recorded it), None for the registry's;
+        ``scheduler`` a scheduler name (``"dpm++"``, ``"pndm"``, ``"lcm"``, ...), None for
+        the model's own."""
+        cls._check_scheduler(scheduler)
+        return cls(cls._load(name, device, dtype, revision), cpu_offload, scheduler)
 
     def _prompt_tokens(self, text: str | None) -> int:
         if not text:
@@ -234,8 +239,9 @@ class Inpainter(models.Pretrained):
             grown, resolution or self.native, margin, crop)
 
     def inpaint(self, image: Any, mask: Any, prompt: str, negative_prompt: str | None = None,
-                seed: int = 0, steps: int = 50, guidance_scale: float = 7.5,
-                strength: float = 1.0, num_images: int = 1, grow: int = 8, feather: int = 8,
+                seed: int = 0, steps: int | None = None,
+                guidance_scale: float | None = None, strength: float = 1.0,
+                num_images: int = 1, grow: int = 8, feather: int = 8,
                 margin: float = 0.25, crop: bool = True,
                 resolution: int | None = None) -> list[Image.Image]:
         """Repaint the masked region of ``image`` from ``prompt``.
@@ -245,8 +251,10 @@ class Inpainter(models.Pretrained):
             mask: (H, W) bool (True = repaint), a PIL mask, or a segmented ``Detections``.
             prompt, negative_prompt: what to draw, and what to steer away from.
             seed: the starting noise; image ``i`` uses ``seed + i``.
-            steps: denoising steps (cost grows linearly).
-            guidance_scale: how strongly the prompt steers (0 ignores it).
+            steps: denoising steps (cost grows linearly); None: the model's default
+                (``self.steps``: 25 with DPM-Solver++, 4 with LCM).
+            guidance_scale: how strongly the prompt steers (0 ignores it; at 1 or less
+                the negative prompt does nothing); None: the model's default (7.5, LCM 1).
             strength: 1 repaints from pure noise; lower keeps more of the original.
             num_images: how many variations.
             grow, feather: pixels the mask grows by, and the width of the soft edge inside.
@@ -260,7 +268,10 @@ class Inpainter(models.Pretrained):
             ``num_images`` PIL images, the size of the photo; outside the grown mask they
             are identical to it.
         """
-        _check(steps, guidance_scale, strength, num_images, grow, feather, seed)
+        _check(self.steps if steps is None else steps,
+               self.guidance_scale if guidance_scale is None else guidance_scale,
+               strength, num_images, grow, feather, seed)
+        steps, guidance_scale = self._settings(steps, guidance_scale, negative_prompt)
         if resolution is not None and (isinstance(resolution, bool) or not isinstance(
                 resolution, int) or resolution < 64 or resolution % 8):
             raise ValueError(f"resolution {resolution!r} must be a multiple of 8, at least 64")
@@ -269,7 +280,7 @@ class Inpainter(models.Pretrained):
                                                           crop, resolution)
         mask_image = Image.fromarray(raw.astype(np.uint8) * 255)
         outputs = []
-        adapted = lora.has_adapters(self.pipe)  # a LoRA: a name cannot rebuild this pipeline
+        adapted = self.has_lora()  # a LoRA on top: a name cannot rebuild this pipeline
         for i in range(num_images):
             out = self._generate(photo, grown, weights, region, prompt, negative_prompt,
                                  seed + i, steps, guidance_scale, strength)
@@ -280,11 +291,10 @@ class Inpainter(models.Pretrained):
                     "steps": steps, "guidance_scale": float(guidance_scale),
                     "strength": float(strength), "grow": grow, "feather": feather,
                     "margin": margin, "crop": crop, "resolution": resolution,
-                    "model": self.name, "revision": self.commit, "device": self.device}
-            context = {"source": self.spec.source,
-                       "dtype": str(self.pipe.dtype).replace("torch.", ""),
-                       "scheduler": type(self.pipe.scheduler).__name__,
-                       "work_region": list(region.box), "work_size": list(region.size)}
+                    "model": self.name, "revision": self.commit, "device": self.device,
+                    "scheduler": self.schedule.name}
+            context = {**self.context(), "work_region": list(region.box),
+                       "work_size": list(region.size)}
             tracking.Recipe(tracking.kind_of(Inpainter.inpaint), args,
                             {"image": photo, "mask": mask_image}, context).attach(out)
         return outputs
@@ -300,7 +310,7 @@ class Inpainter(models.Pretrained):
         crop_mask = Image.fromarray(grown[y1:y2, x1:x2].astype(np.uint8) * 255).resize(
             (tw, th), Image.Resampling.NEAREST)
         generator = runtime.generator(int(seed))
-        with torch.inference_mode():
+        with torch.inference_mode(), self.sampling():
             result = self.pipe(prompt=prompt, negative_prompt=negative_prompt, image=crop_img,
                                mask_image=crop_mask, height=th, width=tw,
                                num_inference_steps=steps, guidance_scale=guidance_scale,
@@ -364,8 +374,10 @@ def composite(photo: Image.Image, painted: Image.Image, weights: np.ndarray,
 
 @tracking.recipe(Inpainter.inpaint)
 def _remake(image: Image.Image, mask: Image.Image, model: str, device: str,
-            revision: str | None = None, **settings: Any) -> Image.Image:
-    inpainter = Inpainter.from_pretrained(model, device=device, revision=revision)
+            revision: str | None = None, scheduler: str | None = None,
+            **settings: Any) -> Image.Image:
+    inpainter = Inpainter.from_pretrained(model, device=device, revision=revision,
+                                          scheduler=scheduler)
     restored_mask = np.asarray(mask.convert("L")) > 127
     return inpainter.inpaint(image.convert("RGB"), restored_mask, **settings)[0]
 

@@ -9,6 +9,10 @@ layers with the text-to-image UNet, so the same file loads into both::
     lora.set_weight(painter, 0.5)            # 0: exactly the base model's pixels
     lora.unload(painter)
 
+A LoRA stacks with the one a few-step model carries (``"sd15-inpaint-lcm"`` holds the
+LCM-LoRA as adapter ``"lcm"``): both act, each with its own weight, and ``set_weight``
+changes one without touching the other.
+
 Pipelines are shared by the whole kernel (``models.load`` keeps one per name), so a LoRA
 loaded into one changes what every cell that uses it draws, until ``unload``. Images made
 by a pipeline that carries a LoRA have no recipe: a model name alone cannot rebuild it.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +69,39 @@ def adapters(target: Any) -> set[str]:
     return {name for found in lister().values() for name in found}
 
 
+def own_adapters(target: Any) -> set[str]:
+    """The adapters that came with the model itself (the LCM-LoRA of a few-step name)."""
+    from helpers import registry
+
+    spec = getattr(getattr(target, "loaded", None), "spec", None)
+    return {registry.ADAPTER} if spec is not None and spec.adapter else set()
+
+
 def has_adapters(target: Any) -> bool:
-    """True when ``target`` carries a loaded LoRA (its output is not the base model's).
+    """True when ``target`` carries a LoRA loaded on top of its model (its output is not
+    the model's own: a name cannot rebuild it). The LoRA a few-step model comes with does
+    not count when ``target`` is an ``Inpainter`` or ``Generator``.
 
     Anything that is not a LoRA-capable pipeline has none.
     """
     try:
-        return bool(adapters(target))
+        return bool(adapters(target) - own_adapters(target))
     except (TypeError, AttributeError, ValueError):
         return False
+
+
+def weights(target: Any) -> dict[str, float]:
+    """adapter name -> the weight it acts with, for every LoRA loaded into ``target``."""
+    pipe = pipeline(target)
+    kept = getattr(pipe, "_helpers_adapter_weights", {})
+    return {name: float(kept.get(name, 1.0)) for name in sorted(adapters(pipe))}
+
+
+def _activate(pipe: Any, chosen: dict[str, float]) -> None:
+    """Make exactly the adapters of ``chosen`` act, each with its weight."""
+    pipe._helpers_adapter_weights = dict(chosen)
+    if chosen:
+        pipe.set_adapters(list(chosen), adapter_weights=list(chosen.values()))
 
 
 def _check_weight(weight: Any) -> float:
@@ -111,6 +140,9 @@ def load(target: Any, path: str | Path, weight: float = 1.0,
     """
     weight = _check_weight(weight)
     pipe = pipeline(target)
+    if adapter_name in own_adapters(target):
+        raise ValueError(f"adapter_name {adapter_name!r} is the name of the LoRA this model "
+                         f"comes with; choose another, e.g. {ADAPTER!r}")
     root = folder(path)
     trained_dim = _cross_attention_dim(root / LORA_FILE)
     pipe_dim = pipe.unet.config.cross_attention_dim
@@ -130,7 +162,9 @@ def load(target: Any, path: str | Path, weight: float = 1.0,
     level = dif_logging.get_verbosity()
     dif_logging.set_verbosity_error()  # not "no text-encoder LoRA found" for a UNet-only LoRA
     try:
-        pipe.load_lora_weights(str(root), weight_name=LORA_FILE, adapter_name=adapter_name)
+        with warnings.catch_warnings():  # a second adapter beside the LCM-LoRA is meant
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            pipe.load_lora_weights(str(root), weight_name=LORA_FILE, adapter_name=adapter_name)
     finally:
         dif_logging.set_verbosity(level)
     set_weight(pipe, weight, adapter_name)
@@ -138,19 +172,26 @@ def load(target: Any, path: str | Path, weight: float = 1.0,
 
 
 def set_weight(target: Any, weight: float, adapter_name: str = ADAPTER) -> Any:
-    """Scale a loaded LoRA: 0 turns it off (the base model's pixels), 1 is as trained."""
+    """Scale one loaded LoRA: 0 turns it off (the pixels of the model without it), 1 is as
+    trained. Other adapters (the LCM-LoRA of a few-step model) keep their weights."""
     weight = _check_weight(weight)
     pipe = pipeline(target)
-    if adapter_name not in adapters(pipe):
-        raise ValueError(f"no LoRA named {adapter_name!r} in this pipeline; load one with "
+    current = weights(pipe)
+    if adapter_name not in current:
+        raise ValueError(f"no LoRA named {adapter_name!r} in this pipeline (it holds "
+                         f"{', '.join(map(repr, current)) or 'none'}); load one with "
                          "lora.load(target, folder)")
-    pipe.set_adapters([adapter_name], adapter_weights=[weight])
+    _activate(pipe, {**current, adapter_name: weight})
     return target
 
 
 def unload(target: Any, adapter_name: str = ADAPTER) -> Any:
-    """Remove a loaded LoRA, so the (kernel-wide cached) pipeline is the base model again."""
+    """Remove a loaded LoRA, so the (kernel-wide cached) pipeline is its model again; the
+    adapters that stay keep their weights."""
     pipe = pipeline(target)
-    if adapter_name in adapters(pipe):
+    current = weights(pipe)
+    if adapter_name in current:
         pipe.delete_adapters(adapter_name)
+        del current[adapter_name]
+        _activate(pipe, current)
     return target

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from helpers import compat, runtime
 from helpers.registry import (  # noqa: F401  (re-exported: the registry's public face)
+    ADAPTER,
     CACHE_ENV,
     DIFFUSION_FAMILIES,
     FAMILIES,
@@ -76,6 +77,10 @@ def _sam_architecture(spec: ModelSpec, path: Path) -> Any:
 def _load_sam(spec: ModelSpec, source: str, device: str, dtype: Any) -> tuple[Any, Any]:
     import torch
 
+    if spec.arch == "hf":  # a transformers SamModel (SlimSAM): its processor comes along
+        from helpers import sam_hf
+
+        return sam_hf.load(source, spec.revision, device)
     path = Path(source)
     if path.is_dir():
         path = path / "sam.pth"
@@ -145,15 +150,43 @@ def _load_transformers(spec: ModelSpec, source: str, device: str, dtype: Any) ->
     return model.to(device).eval(), processor
 
 
+def _part(spec: ModelSpec, source: str, what: str) -> tuple[str, ModelSpec]:
+    """Where a spec's extra part (its LoRA or VAE) comes from: a tiny build or a hub id."""
+    if source == "tiny":
+        from helpers import tiny
+
+        return str(tiny.ensure("lcm-lora" if what == "LoRA" else "taesd")), spec
+    return source, replace(spec, name=f"{spec.name}'s {what}", source=source,
+                           revision="main", mirrors=(), size_bytes=None)
+
+
+def _load_extra(spec: ModelSpec, what: str, build: Any) -> Any:
+    """Build a spec's LoRA or VAE, with a hub failure told as one about that part."""
+    source, named = _part(spec, spec.adapter if what == "LoRA" else spec.vae or "", what)
+    try:
+        return build(source)
+    except Exception as err:  # noqa: BLE001  (a hub error is ours to explain)
+        if spec.is_tiny or classify(err) is None and not isinstance(err, OSError):
+            raise
+        raise translate_hub_error(named, err) from err
+
+
 def _load_diffusers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tuple[Any, Any]:
     import diffusers
 
     cls = (diffusers.StableDiffusionInpaintPipeline if spec.family == "sd-inpaint"
            else diffusers.StableDiffusionPipeline)
     kwargs: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
+    if spec.vae:  # built in, so the pipeline's latent scale follows this VAE
+        kwargs["vae"] = _load_extra(spec, "VAE", lambda where: (
+            diffusers.AutoencoderTiny.from_pretrained(where, dtype=dtype)))
     # The course shows every image it makes; the SD 1.x safety checker (1.2 GB) is left out.
     pipe = cls.from_pretrained(source, dtype=dtype, safety_checker=None,
                                feature_extractor=None, requires_safety_checker=False, **kwargs)
+    if spec.adapter:
+        _load_extra(spec, "LoRA", lambda where: pipe.load_lora_weights(
+            where, weight_name="pytorch_lora_weights.safetensors", adapter_name=ADAPTER))
+        pipe.set_adapters([ADAPTER], adapter_weights=[1.0])
     pipe = pipe.to(device)
     if spec.is_tiny:
         pipe.set_progress_bar_config(disable=True)

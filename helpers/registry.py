@@ -55,6 +55,13 @@ class ModelSpec:
         mirrors: other hub ids with the same files, tried in order when ``source`` is gone
             from the hub (a one-line notice names the one used).
         licence: the licence, and whether the hub asks to accept it first (gated).
+        scheduler: for diffusion models, the scheduler it samples with by default (a name
+            of ``helpers.schedulers``: ``"dpm++"``, ``"lcm"``); None keeps the repository's.
+        adapter: a LoRA loaded into the pipeline as part of the model (the LCM-LoRA of the
+            few-step names): a hub id, or ``"tiny"`` for the tiny random one.
+        vae: a replacement autoencoder (``AutoencoderTiny``, TAESD): a hub id or ``"tiny"``.
+        tiny: the name of the tiny model that stands for this one in tiny mode (default:
+            the family's ``tiny-<family>``).
     """
 
     name: str
@@ -68,6 +75,10 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     mirrors: tuple[str, ...] = ()
     licence: str = ""
+    scheduler: str | None = None
+    adapter: str | None = None
+    vae: str | None = None
+    tiny: str | None = None
 
     @property
     def is_hub(self) -> bool:
@@ -90,6 +101,16 @@ GB = 1_000_000_000
 
 _OPENRAIL = "CreativeML OpenRAIL-M (use restrictions; not gated)"
 _OPENRAIL_PP = "CreativeML Open RAIL++-M (use restrictions; not gated)"
+_SD15_INPAINT = "stable-diffusion-v1-5/stable-diffusion-inpainting"
+_SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+LCM_LORA = "latent-consistency/lcm-lora-sdv1-5"
+"""The LCM-LoRA distilled from SD 1.5 (Apache-2.0, about 135 MB): 2-8 steps instead of 25-50."""
+TAESD = "madebyollin/taesd"
+"""TAESD, a small autoencoder for SD 1.x latents (MIT, about 10 MB): at 4 steps the full VAE
+would be half the cost of a picture on a CPU."""
+ADAPTER = "lcm"
+"""The adapter name under which a spec's own LoRA (``ModelSpec.adapter``) is loaded."""
+_LCM = dict(scheduler="lcm", adapter=LCM_LORA, vae=TAESD, licence=_OPENRAIL)
 
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
@@ -128,29 +149,47 @@ REGISTRY: dict[str, ModelSpec] = {
                   licence="Apache-2.0"),
         # Stable Diffusion. RunwayML's SD 1.5 repos and Stability's SD 2 repos have left the
         # hub; these are the community mirrors that diffusers' own documentation uses.
-        ModelSpec("sd15-inpaint", "sd-inpaint",
-                  "stable-diffusion-v1-5/stable-diffusion-inpainting", revision="main",
+        ModelSpec("sd15-inpaint", "sd-inpaint", _SD15_INPAINT, revision="main",
                   size_bytes=int(4.3 * GB), description="SD 1.5 inpainting",
                   aliases=("sd15",), mirrors=("sd-legacy/stable-diffusion-inpainting",),
-                  licence=_OPENRAIL),
+                  licence=_OPENRAIL, scheduler="dpm++"),
         ModelSpec("sd2-inpaint", "sd-inpaint", "sd2-community/stable-diffusion-2-inpainting",
                   revision="main", size_bytes=int(5.2 * GB),
                   description="SD 2 inpainting (community mirror of the removed "
                               "stabilityai/stable-diffusion-2-inpainting)",
-                  aliases=("sd2",), licence=_OPENRAIL_PP),
-        ModelSpec("sd15", "sd", "stable-diffusion-v1-5/stable-diffusion-v1-5", revision="main",
+                  aliases=("sd2",), licence=_OPENRAIL_PP, scheduler="dpm++"),
+        ModelSpec("sd15", "sd", _SD15, revision="main",
                   size_bytes=int(4.3 * GB), description="SD 1.5 text-to-image",
-                  mirrors=("sd-legacy/stable-diffusion-v1-5",), licence=_OPENRAIL),
+                  mirrors=("sd-legacy/stable-diffusion-v1-5",), licence=_OPENRAIL,
+                  scheduler="dpm++"),
+        # Few-step SD 1.5: the same weights with the LCM-LoRA, the LCM scheduler and TAESD.
+        ModelSpec("sd15-inpaint-lcm", "sd-inpaint", _SD15_INPAINT, revision="main",
+                  size_bytes=int(4.45 * GB), aliases=("lcm",),
+                  description="SD 1.5 inpainting + LCM-LoRA + TAESD (4 steps)",
+                  mirrors=("sd-legacy/stable-diffusion-inpainting",),
+                  tiny="tiny-sd-inpaint-lcm", **_LCM),  # type: ignore[arg-type]
+        ModelSpec("sd15-lcm", "sd", _SD15, revision="main", size_bytes=int(4.45 * GB),
+                  aliases=("lcm",), description="SD 1.5 + LCM-LoRA + TAESD (4 steps)",
+                  mirrors=("sd-legacy/stable-diffusion-v1-5",), tiny="tiny-sd-lcm",
+                  **_LCM),  # type: ignore[arg-type]
     ]
 }
 # One tiny random model per family: what tiny mode swaps in (see helpers.tiny).
 TINY: dict[str, ModelSpec] = {
     family: ModelSpec(f"tiny-{family}", family, "tiny", arch="tiny",
                       description=f"tiny random {family} (tests and tiny mode)",
-                      aliases=(TINY_ALIAS,))
+                      aliases=(TINY_ALIAS,),
+                      scheduler="dpm++" if family in DIFFUSION_FAMILIES else None)
     for family in FAMILIES
 }
 REGISTRY.update({spec.name: spec for spec in TINY.values()})
+# Tiny stand-ins of the variants whose loading differs from their family's plain model.
+REGISTRY.update({spec.name: spec for spec in [
+    ModelSpec(f"tiny-{family}-lcm", family, "tiny", arch="tiny", scheduler="lcm",
+              adapter="tiny", vae="tiny",
+              description=f"tiny random {family} + a tiny random LCM-style LoRA")
+    for family in DIFFUSION_FAMILIES
+]})
 
 
 def cache_dir() -> Path:
@@ -227,7 +266,7 @@ def resolve(name: str, family: str | Sequence[str] | None = None) -> ModelSpec:
         else:
             raise ValueError(_unknown(name, chosen, what, family is not None))
     if runtime.tiny_mode() and not spec.is_tiny:
-        spec = TINY[spec.family]
+        spec = REGISTRY[spec.tiny] if spec.tiny else TINY[spec.family]
     return spec
 
 
@@ -240,6 +279,11 @@ def _looks_like_source(name: str) -> bool:
 
 
 def _unknown(name: str, chosen: tuple[str, ...], what: str, scoped: bool) -> str:
+    low = name.lower()
+    if "lcm" in low and ("sd2" in low or "sd-2" in low or "stable-diffusion-2" in low):
+        return (f"there is no few-step (LCM) version of SD 2, so {name!r} is not a model: the "
+                "LCM-LoRA was distilled from SD 1.5 only. Use 'sd15-inpaint-lcm' (or "
+                "'sd15-lcm') for 4-step pictures, or 'sd2-inpaint' with 25 DPM-Solver++ steps.")
     pool = names(chosen)
     extra = list(aliases(chosen)) if scoped else []
     close = difflib.get_close_matches(name, pool + extra, n=3, cutoff=0.4)

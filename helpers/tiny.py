@@ -53,6 +53,17 @@ SAM_CONFIG = "sam_config.json"
 
 # ---------------------------------------------------------------- the cache folder
 
+KINDS = (*registry.FAMILIES, "lcm-lora", "taesd", "sam-hf")
+"""What ``ensure`` builds: one tiny model per family, and the parts some variants add (a
+tiny LCM-style LoRA and a tiny TAESD for the few-step names, a transformers SAM for the
+fast SAMs)."""
+
+
+def kind_of(spec: registry.ModelSpec) -> str:
+    """Which tiny build stands for the tiny ``spec`` (its family, or ``"sam-hf"``)."""
+    return "sam-hf" if spec.family == "sam" and spec.arch == "hf" else spec.family
+
+
 def folder_for(family: str) -> Path:
     """The folder where ``family``'s tiny model lives (whether or not it is built yet)."""
     _check_family(family)
@@ -122,7 +133,7 @@ def build(family: str, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     # A private random stream: the caller's torch RNG state is left as it was.
     libraries: tuple[str, ...] = ("transformers",)  # whose progress bars to silence
-    if family == "sam":
+    if family in ("sam", "taesd"):
         libraries = ()
     elif family in registry.DIFFUSION_FAMILIES:
         libraries = ("transformers", "diffusers")
@@ -133,9 +144,9 @@ def build(family: str, folder: Path) -> Path:
 
 
 def _check_family(family: str) -> None:
-    if family not in registry.FAMILIES:
+    if family not in KINDS:
         raise ValueError(
-            f"no tiny model for family {family!r}; choose one of {', '.join(registry.FAMILIES)}"
+            f"no tiny model for family {family!r}; choose one of {', '.join(KINDS)}"
         )
 
 
@@ -327,24 +338,29 @@ def _build_sam(folder: Path) -> None:
     torch.save(sam.state_dict(), folder / "sam.pth")
 
 
+def _tiny_unet(inpaint: bool) -> Any:
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=8, in_channels=9 if inpaint else 4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+        attention_head_dim=8,
+    )
+
+
 def _build_stable_diffusion(folder: Path, inpaint: bool) -> None:
     from diffusers import (
         AutoencoderKL,
         PNDMScheduler,
         StableDiffusionInpaintPipeline,
         StableDiffusionPipeline,
-        UNet2DConditionModel,
     )
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = clip_tokenizer()
     text_encoder = CLIPTextModel(CLIPTextConfig(**_clip_text_config(tokenizer)))
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=9 if inpaint else 4, out_channels=4, layers_per_block=1,
-        block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-        attention_head_dim=8,
-    )
+    unet = _tiny_unet(inpaint)
     # Four blocks, so the latents are 1/8 of the image side as in the real SD.
     vae = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
@@ -368,6 +384,42 @@ def _build_sd(folder: Path) -> None:
     _build_stable_diffusion(folder, inpaint=False)
 
 
+def _build_lcm_lora(folder: Path) -> None:
+    """A random LoRA on the attention layers of the tiny UNet, saved as diffusers saves a
+    LoRA: it stands for the LCM-LoRA (both tiny UNets share those layers, as SD 1.5's
+    text-to-image and inpainting UNets do)."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = _tiny_unet(inpaint=False)
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    with torch.no_grad():  # small, so the adapter changes the picture without swamping it
+        for name, param in unet.named_parameters():
+            if "lora_" in name:
+                param.mul_(0.3)
+    StableDiffusionPipeline.save_lora_weights(
+        str(folder), unet_lora_layers=get_peft_model_state_dict(unet), safe_serialization=True)
+
+
+def _build_taesd(folder: Path) -> None:
+    """A tiny ``AutoencoderTiny`` (TAESD's class): four blocks, so latents are 1/8 of the
+    image side with 4 channels, as with SD's own VAE."""
+    from diffusers import AutoencoderTiny
+
+    AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8),
+                    decoder_block_out_channels=(8, 8, 8, 8), num_encoder_blocks=(1, 1, 1, 1),
+                    num_decoder_blocks=(1, 1, 1, 1)).save_pretrained(folder)
+
+
+def _build_sam_hf(folder: Path) -> None:
+    from helpers import sam_hf
+
+    sam_hf.build_tiny(folder)
+
+
 _BUILDERS: dict[str, Callable[[Path], None]] = {
     "sam": _build_sam,
     "clip": _build_clip,
@@ -376,4 +428,7 @@ _BUILDERS: dict[str, Callable[[Path], None]] = {
     "grounding-dino": _build_grounding_dino,
     "sd-inpaint": _build_sd_inpaint,
     "sd": _build_sd,
+    "lcm-lora": _build_lcm_lora,
+    "taesd": _build_taesd,
+    "sam-hf": _build_sam_hf,
 }

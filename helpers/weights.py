@@ -179,7 +179,7 @@ def fetch(spec: ModelSpec) -> str:
     if spec.is_tiny:
         from helpers import tiny
 
-        return str(tiny.ensure(spec.family))
+        return str(tiny.ensure(tiny.kind_of(spec)))
     if spec.is_url:
         dest = checkpoint_path(spec)
         if not dest.exists():

@@ -18,6 +18,8 @@ from helpers import clip, detect, generate, images, inpaint, models, registry, t
 from .hub import HubStub, child_env, commit_for, lay_out_cache
 
 HUB_NAMES = [name for name, spec in registry.REGISTRY.items() if spec.is_hub]
+PARTS = {registry.LCM_LORA: "lcm-lora", registry.TAESD: "taesd"}
+"""Hub ids of the parts some names add (the LCM-LoRA, TAESD) -> their tiny build."""
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +35,14 @@ def commits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         mp.delenv("HELPERS_TINY_MODELS", raising=False)
         for name in HUB_NAMES:
             spec = registry.REGISTRY[name]
-            laid[name] = lay_out_cache(hub_cache, spec.source, tiny.ensure(spec.family))
+            laid[name] = lay_out_cache(hub_cache, spec.source, tiny.ensure(tiny.kind_of(spec)))
+        for repo, kind in PARTS.items():
+            laid[repo] = lay_out_cache(hub_cache, repo, tiny.ensure(kind))
         models.clear_cache()
         yield laid
     models.clear_cache()  # these names must not stay loaded from stand-ins
-    for name in HUB_NAMES:
-        shutil.rmtree(hub_cache / ("models--" + registry.REGISTRY[name].source.replace(
-            "/", "--")), ignore_errors=True)
+    for repo in [registry.REGISTRY[name].source for name in HUB_NAMES] + list(PARTS):
+        shutil.rmtree(hub_cache / ("models--" + repo.replace("/", "--")), ignore_errors=True)
 
 
 @pytest.mark.parametrize("name", HUB_NAMES)

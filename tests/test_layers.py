@@ -25,7 +25,9 @@ LAYERS: dict[str, float] = {
     "helpers.vocab": 0.2,
     "helpers.detections": 0.3,
     "helpers.viz": 0.4,
+    "helpers.schedulers": 0.5,
     # 1: models, built and fetched
+    "helpers.sam_hf": 0.9,
     "helpers.tiny": 1.0,
     "helpers.weights": 1.1,
     "helpers.models": 1.2,
@@ -38,6 +40,7 @@ LAYERS: dict[str, float] = {
     "helpers.tracking": 2.3,
     # 3: one model noun each, and using a LoRA
     "helpers.lora": 3.0,
+    "helpers.diffusion": 3.05,
     "helpers.clip": 3.1,
     "helpers.sam": 3.1,
     "helpers.detect": 3.1,

@@ -172,15 +172,31 @@ _EARLIER_KINDS = {"inpaint.inpaint": "helpers.inpaint:Inpainter.inpaint",
 """Kinds that records written by helpers 0.1 carry, and what they are called now."""
 
 
+_SCHEDULED_KINDS = ("helpers.inpaint:Inpainter.inpaint", "helpers.generate:Generator.generate")
+"""Kinds whose settings name the scheduler (since DPM-Solver++ became the default)."""
+
+
 def _upgraded(spec: Any) -> Any:
-    """A recipe of an earlier helpers in today's form: its kind renamed, and the inputs it
-    kept among its settings (with absolute paths) moved to ``inputs``."""
-    if not isinstance(spec, Mapping) or spec.get("kind") not in _EARLIER_KINDS:
+    """A recipe of an earlier helpers in today's form: its kind renamed, the inputs it
+    kept among its settings (with absolute paths) moved to ``inputs``, and the scheduler
+    its context recorded (PNDM then) named in its settings, so it samples as it did."""
+    if not isinstance(spec, Mapping):
         return spec
-    args = dict(spec.get("args") or {})
-    inputs = {k: args.pop(k) for k in list(args)
-              if isinstance(args[k], Mapping) and {"file", "sha256"} <= set(args[k])}
-    return {**spec, "kind": _EARLIER_KINDS[spec["kind"]], "args": args, "inputs": inputs}
+    if spec.get("kind") in _EARLIER_KINDS:
+        args = dict(spec.get("args") or {})
+        inputs = {k: args.pop(k) for k in list(args)
+                  if isinstance(args[k], Mapping) and {"file", "sha256"} <= set(args[k])}
+        spec = {**spec, "kind": _EARLIER_KINDS[spec["kind"]], "args": args, "inputs": inputs}
+    args = spec.get("args")
+    if spec.get("kind") in _SCHEDULED_KINDS and isinstance(args, Mapping) \
+            and "scheduler" not in args:
+        from helpers import schedulers
+
+        context = spec.get("context") or {}
+        used = context.get("scheduler") if isinstance(context, Mapping) else None
+        spec = {**spec, "args": {**args, "scheduler": schedulers.name_of(
+            str(used or "PNDMScheduler")) or "pndm"}}
+    return spec
 
 
 def _remaker(kind: str) -> Callable[..., Any]:
