@@ -171,6 +171,20 @@ def _load_extra(spec: ModelSpec, what: str, build: Any) -> Any:
         raise translate_hub_error(named, err) from err
 
 
+def add_adapter(pipe: Any, spec: ModelSpec) -> None:
+    """Load ``spec``'s own LoRA (the LCM-LoRA of a few-step name) into ``pipe`` as adapter
+    ``registry.ADAPTER``, fetched from the hub or built tiny; a hub failure says what to do."""
+    import warnings
+
+    def into(where: str) -> None:
+        with warnings.catch_warnings(), quiet_loading():  # beside a trained adapter: meant
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            pipe.load_lora_weights(where, weight_name="pytorch_lora_weights.safetensors",
+                                   adapter_name=ADAPTER)
+
+    _load_extra(spec, "LoRA", into)
+
+
 def _load_diffusers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tuple[Any, Any]:
     import diffusers
 
@@ -184,8 +198,7 @@ def _load_diffusers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tu
     pipe = cls.from_pretrained(source, dtype=dtype, safety_checker=None,
                                feature_extractor=None, requires_safety_checker=False, **kwargs)
     if spec.adapter:
-        _load_extra(spec, "LoRA", lambda where: pipe.load_lora_weights(
-            where, weight_name="pytorch_lora_weights.safetensors", adapter_name=ADAPTER))
+        add_adapter(pipe, spec)
         pipe.set_adapters([ADAPTER], adapter_weights=[1.0])
     pipe = pipe.to(device)
     if spec.is_tiny:

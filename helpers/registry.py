@@ -128,6 +128,15 @@ REGISTRY: dict[str, ModelSpec] = {
                   sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
                   size_bytes=2_564_550_879, arch="vit_h", description="SAM ViT-H (636M)",
                   aliases=("vit_h",), licence="Apache-2.0"),
+        # SlimSAM: SAM ViT-B with most channels pruned away, as transformers' SamModel.
+        ModelSpec("slimsam-77", "sam", "nielsr/slimsam-77-uniform", revision="main",
+                  size_bytes=int(0.04 * GB), arch="hf", aliases=("slimsam", "fast"),
+                  description="SlimSAM-77 (9M; SAM ViT-B pruned by 77%, fast on a CPU)",
+                  licence="Apache-2.0", tiny="tiny-slimsam"),
+        ModelSpec("slimsam-50", "sam", "nielsr/slimsam-50-uniform", revision="main",
+                  size_bytes=int(0.11 * GB), arch="hf",
+                  description="SlimSAM-50 (26M; SAM ViT-B pruned by 50%)",
+                  licence="Apache-2.0", tiny="tiny-slimsam"),
         # CLIP
         ModelSpec("clip-b32", "clip", "openai/clip-vit-base-patch32", revision="main",
                   size_bytes=int(0.6 * GB), description="CLIP ViT-B/32", licence="MIT"),
@@ -185,10 +194,12 @@ TINY: dict[str, ModelSpec] = {
 REGISTRY.update({spec.name: spec for spec in TINY.values()})
 # Tiny stand-ins of the variants whose loading differs from their family's plain model.
 REGISTRY.update({spec.name: spec for spec in [
-    ModelSpec(f"tiny-{family}-lcm", family, "tiny", arch="tiny", scheduler="lcm",
+    ModelSpec("tiny-slimsam", "sam", "tiny", arch="hf",
+              description="tiny random transformers SAM (SlimSAM's class)"),
+    *(ModelSpec(f"tiny-{family}-lcm", family, "tiny", arch="tiny", scheduler="lcm",
               adapter="tiny", vae="tiny",
               description=f"tiny random {family} + a tiny random LCM-style LoRA")
-    for family in DIFFUSION_FAMILIES
+      for family in DIFFUSION_FAMILIES),
 ]})
 
 
@@ -233,8 +244,9 @@ def noun(family: str | Sequence[str] | None) -> str:
     return found.pop() if len(found) == 1 else "model"
 
 
-def resolve(name: str, family: str | Sequence[str] | None = None) -> ModelSpec:
-    """The spec that ``name`` stands for, with tiny mode applied.
+def resolve(name: str, family: str | Sequence[str] | None = None, *,
+            tiny: bool = True) -> ModelSpec:
+    """The spec that ``name`` stands for, with tiny mode applied (unless ``tiny=False``).
 
     Args:
         name: a registry name, an alias within ``family``, or (with exactly one family of
@@ -265,7 +277,7 @@ def resolve(name: str, family: str | Sequence[str] | None = None) -> ModelSpec:
             spec = ModelSpec(name, chosen[0], name, description="user-supplied")
         else:
             raise ValueError(_unknown(name, chosen, what, family is not None))
-    if runtime.tiny_mode() and not spec.is_tiny:
+    if tiny and runtime.tiny_mode() and not spec.is_tiny:
         spec = REGISTRY[spec.tiny] if spec.tiny else TINY[spec.family]
     return spec
 

@@ -190,6 +190,49 @@ def test_lora_in_the_lesson_nouns(trained: tuple[dreambooth.DreamBoothResult, An
     assert not np.array_equal(np.asarray(plain), np.asarray(drawn))
 
 
+# ---------------------------------------------------------------- few-step pictures
+
+@pytest.mark.slow
+def test_lcm_draws_class_and_validation_images_and_leaves_training_alone(env: Path) -> None:
+    """With sample_model 'sd15-lcm' the class and validation images come from the LCM-LoRA
+    acting beside the trained one; the LoRA learned is exactly the one learned without."""
+    from safetensors.torch import load_file
+
+    settings = dict(**{**TINY, "sample_steps": 4, "guidance_scale": 1.0}, max_steps=4,
+                    validation_every=2, checkpoint_every=0, class_dir=str(env / "shared"))
+    plain = dreambooth.train(dreambooth.DreamBoothConfig(**settings,
+                                                         output_dir=str(env / "plain")))
+    fast = dreambooth.train(dreambooth.DreamBoothConfig(  # the same class images
+        **settings, sample_model="sd15-lcm", output_dir=str(env / "fast")))
+    a = load_file(plain.lora_dir / dreambooth.LORA_FILE)
+    b = load_file(fast.lora_dir / dreambooth.LORA_FILE)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not any("lcm" in k for k in b)  # the LCM-LoRA is not part of what was learned
+    assert fast.losses == plain.losses
+    assert [v.step for v in fast.validation] == [v.step for v in plain.validation]
+    for x, y in zip(fast.validation, plain.validation):
+        assert not np.array_equal(np.asarray(x.image), np.asarray(y.image))
+    keyed = {k: v for k, v in settings.items() if k != "class_dir"}
+    fast_config = dreambooth.DreamBoothConfig(**keyed, sample_model="sd15-lcm")
+    folder = dreambooth.class_dir(fast_config)
+    assert folder != dreambooth.class_dir(dreambooth.DreamBoothConfig(**keyed))  # by model
+    drawn = dreambooth.class_images(fast_config)
+    assert len(drawn) == TINY["num_class_images"] and drawn[0].parent == folder
+    info = json.loads((folder / "class_images.json").read_text())
+    assert info["sample_model"] == "sd15-lcm"
+    shared = sorted((env / "shared").glob("class-*.png"))
+    assert not np.array_equal(np.asarray(images.load(drawn[0])),
+                              np.asarray(images.load(shared[0])))  # LCM drew these
+
+
+def test_a_sample_model_of_other_weights_is_refused(env: Path) -> None:
+    with pytest.raises(ValueError, match="sample_model 'someone/another-sd' has other weights"):
+        dreambooth.DreamBoothConfig(**TINY, sample_model="someone/another-sd").checked()
+    with pytest.warns(UserWarning, match="sample_model 'sd15-lcm': sample_steps=25 with"):
+        dreambooth.DreamBoothConfig(**{**TINY, "sample_steps": 25},
+                                    sample_model="sd15-lcm").checked()
+
+
 # ---------------------------------------------------------------- resume
 
 @pytest.mark.slow
@@ -330,6 +373,7 @@ def heavy_work_forbidden(*args: Any, **kwargs: Any) -> None:
     ({"use_8bit_adam": True}, "use_8bit_adam=True needs a CUDA GPU"),
     ({"validation_prompts": "a cat"}, "validation_prompts 'a cat' must be a list"),
     ({"base_model": "sd99"}, "unknown text-to-image model 'sd99'"),
+    ({"sample_model": "sd2-lcm"}, "no few-step \\(LCM\\) version of SD 2"),
     ({"device": "tpu"}, "device 'tpu' is not one of"),
     ({"instance_dir": "no/such/folder"}, "instance_dir 'no/such/folder' does not exist"),
 ])

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,9 @@ class DreamBoothConfig:
             end.
         sample_steps, guidance_scale: denoising steps and guidance for validation and
             class images.
+        sample_model: the model that draws the class and validation images (default:
+            ``base_model``); ``"sd15-lcm"`` draws them with the LCM-LoRA in 4 steps at
+            guidance 1 (the CPU choice). It must be a version of ``base_model``'s weights.
         checkpoint_every: steps between checkpoints (0: none).
         output_dir: where checkpoints, validation images and the LoRA go (default:
             ``<runs dir>/dreambooth/<identifier>``).
@@ -119,6 +123,7 @@ class DreamBoothConfig:
     validation_every: int = 100
     sample_steps: int = 25
     guidance_scale: float = 7.5
+    sample_model: str | None = None
     checkpoint_every: int = 100
     output_dir: str | None = None
     device: str | None = None
@@ -260,6 +265,21 @@ def check_settings(c: DreamBoothConfig) -> None:
     if c.device is not None:
         runtime.device(c.device)  # raises for an unknown or absent device
     registry.resolve(c.base_model, family="sd")  # raises for an unknown name, before loading
+    if c.sample_model is not None:
+        drawer = registry.resolve(c.sample_model, family="sd")
+        real = registry.resolve(c.sample_model, family="sd", tiny=False)
+        if real.source != registry.resolve(c.base_model, family="sd", tiny=False).source:
+            raise ValueError(
+                f"sample_model {c.sample_model!r} has other weights ({real.source}) than "
+                f"base_model {c.base_model!r}: validation draws with the UNet "
+                "being trained, so it must be a version of the same model (e.g. 'sd15-lcm' "
+                "for 'sd15'), or None")
+        if drawer.scheduler:
+            from helpers import schedulers
+
+            for said in schedulers.advice(drawer.scheduler, c.sample_steps, c.guidance_scale):
+                said = said.replace("steps=", "sample_steps=")
+                warnings.warn(f"sample_model {c.sample_model!r}: {said}", stacklevel=3)
 
 
 def mixed_precision(cfg: DreamBoothConfig) -> tuple[str, bool]:

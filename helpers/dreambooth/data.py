@@ -9,13 +9,14 @@ prompt and the resolution (``class_dir``), image ``i`` always from seed ``i``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,12 +145,48 @@ def load_pipeline(base_model: str, device: str, dtype: Any) -> Any:
     return pipe
 
 
+def sample_spec(config: DreamBoothConfig) -> registry.ModelSpec:
+    """The spec of the model that draws class and validation images (``sample_model``,
+    else ``base_model``)."""
+    return registry.resolve(config.sample_model or config.base_model, family="sd")
+
+
+@contextlib.contextmanager
+def sampling(config: DreamBoothConfig, pipe: Any) -> Iterator[Any]:
+    """A block in which ``pipe`` (the base model, perhaps with the LoRA being trained)
+    draws as ``config``'s sample model does: with its scheduler and, for a few-step name,
+    with the LCM-LoRA acting beside the trained adapter. Afterwards only the trained adapter
+    acts (and stays the one that trains); an LCM-LoRA added to a pipeline without one is
+    taken out again."""
+    from helpers import lora, schedulers
+
+    spec = sample_spec(config)
+    scheduler = schedulers.make(spec.scheduler or "pndm", pipe.scheduler.config)
+    if not spec.adapter:
+        with schedulers.using(pipe, scheduler):
+            yield pipe
+        return
+    trained = sorted(lora.adapters(pipe) - {registry.ADAPTER})
+    if registry.ADAPTER not in lora.adapters(pipe):
+        models.add_adapter(pipe, spec)
+    pipe.set_adapters([*trained, registry.ADAPTER], adapter_weights=[1.0] * (len(trained) + 1))
+    try:
+        with schedulers.using(pipe, scheduler):
+            yield pipe
+    finally:
+        if trained:
+            pipe.set_adapters(trained, adapter_weights=[1.0] * len(trained))
+        else:
+            pipe.delete_adapters(registry.ADAPTER)
+
+
 def class_dir(config: DreamBoothConfig) -> Path:
     """Where ``config``'s class images are cached: ``config.class_dir``, or a folder under
-    the helpers cache keyed by the model, the class prompt and the resolution."""
+    the helpers cache keyed by the model that draws them, the class prompt and the
+    resolution."""
     if config.class_dir:
         return Path(config.class_dir)
-    spec = registry.resolve(config.base_model, family="sd")
+    spec = sample_spec(config)
     key = {"model": spec.name, "source": str(weights.fetch(spec)) if spec.is_tiny else spec.source,
            "revision": spec.revision, "prompt": config.class_prompt,
            "resolution": config.resolution}
@@ -197,7 +234,8 @@ def class_images(config: DreamBoothConfig, pipe: Any = None,
         pipe = load_pipeline(config.base_model, device, models.default_dtype("sd", device))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "class_images.json").write_text(json.dumps({
-        "base_model": config.base_model, "prompt": config.class_prompt,
+        "base_model": config.base_model, "sample_model": config.sample_model,
+        "prompt": config.class_prompt,
         "resolution": config.resolution, "steps": config.sample_steps,
         "guidance_scale": config.guidance_scale}, indent=2) + "\n", encoding="utf-8")
     missing = [i for i in range(config.num_class_images)
@@ -214,11 +252,12 @@ def class_images(config: DreamBoothConfig, pipe: Any = None,
             print(f"About {each:.1f} s per class image: {duration(each * (len(missing) - start))}"
                   " for the rest.")
         chunk = missing[start:start + batch_size]
-        out = pipe(prompt=[config.class_prompt] * len(chunk),
-                   num_inference_steps=config.sample_steps,
-                   guidance_scale=config.guidance_scale, height=config.resolution,
-                   width=config.resolution,
-                   generator=[runtime.generator(i) for i in chunk])
+        with sampling(config, pipe):
+            out = pipe(prompt=[config.class_prompt] * len(chunk),
+                       num_inference_steps=config.sample_steps,
+                       guidance_scale=config.guidance_scale, height=config.resolution,
+                       width=config.resolution,
+                       generator=[runtime.generator(i) for i in chunk])
         for i, image in zip(chunk, out.images):
             tmp = folder / f".class-{i:04d}.png.tmp"
             image.save(tmp, format="PNG")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from helpers import images, runtime
 from helpers.dreambooth.config import DreamBoothConfig, has_word
+from helpers.dreambooth.data import sampling
 from helpers.dreambooth.inputs import Inputs
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def validate(cfg: DreamBoothConfig, pipe: Any, unet: Any, text_encoder: Any, inp
     folder = out / "validation"
     folder.mkdir(parents=True, exist_ok=True)
     made = []
-    with offload_models(pipe.vae, device=device, offload=offload):
+    with offload_models(pipe.vae, device=device, offload=offload), sampling(cfg, pipe):
         for i, prompt in enumerate(cfg.validation_prompts or []):
             made.append(_draw(cfg, pipe, text_encoder, inputs, prompt, device,
                               folder / f"step-{step:06d}-{i}.png", step))
@@ -78,6 +79,7 @@ def log_validation(run: Any, made: list[ValidationImage], cfg: DreamBoothConfig)
     for v in made:
         run.log_image(v.path, f"validation step {v.step}: {v.prompt}", step=v.step,
                       metadata={"step": v.step, "prompt": v.prompt, "seed": cfg.seed,
+                                "sample_model": cfg.sample_model or cfg.base_model,
                                 "identifier": v.with_identifier,
                                 "sample_steps": cfg.sample_steps,
                                 "guidance_scale": cfg.guidance_scale})
