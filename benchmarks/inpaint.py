@@ -10,7 +10,14 @@
 Both run with the tiny pipeline and a mid-size random one (a bigger UNet and VAE), so the
 ratios mean something; nothing is downloaded.
 
-    python benchmarks/inpaint.py [--steps 4] [--repeats 3]
+3. The CPU presets of lesson 4 on SD 1.5 inpainting's full-size architecture (random weights,
+   860M-parameter UNet): the few-step name ``sd15-inpaint-lcm`` (4 LCM steps at 512 px,
+   guidance 1, a LoRA of the LCM-LoRA's size, TAESD) vs the old CPU preset (10 PNDM steps
+   at 256 px, guidance 7.5) vs the many-step default at 512 px (25 DPM-Solver++ steps,
+   guidance 7.5), and the same LCM image decoded by the full VAE. Goal: the LCM image at
+   512 px costs less than the old 256-px preset (ratio < 1).
+
+    python benchmarks/inpaint.py [--steps 4] [--repeats 3] [--parts 1 2 3]
 """
 
 from __future__ import annotations
@@ -141,6 +148,92 @@ def crop_vs_whole(size: str, steps: int) -> None:
           f"memory ratio {w['peak_mib'] / c['peak_mib']:.2f}")
 
 
+def full_size_inpainter(lcm: bool) -> Any:
+    """SD 1.5 inpainting at full size with random weights, as the helpers load it: with
+    ``lcm`` the registry's few-step spec (a rank-64 LoRA like the LCM-LoRA, TAESD)."""
+    import torch
+    from diffusers import AutoencoderTiny, PNDMScheduler, StableDiffusionInpaintPipeline
+    from lesson_cost import sd_parts
+    from peft import LoraConfig
+
+    from helpers import inpaint, models, vocab
+
+    unet, vae, text = sd_parts(inpaint=True)
+    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              skip_prk_steps=True, steps_offset=1)
+    name = "sd15-inpaint-lcm" if lcm else "sd15-inpaint"
+    if lcm:
+        torch.manual_seed(1)
+        vae = AutoencoderTiny().eval()  # TAESD's architecture
+        unet.add_adapter(LoraConfig(r=64, lora_alpha=64, init_lora_weights="gaussian",
+                                    target_modules=["to_q", "to_k", "to_v", "to_out.0",
+                                                    "proj_in", "proj_out", "ff.net.0.proj",
+                                                    "ff.net.2", "conv1", "conv2"]),
+                         adapter_name="lcm")
+    pipe = StableDiffusionInpaintPipeline(vae=vae, text_encoder=text,
+                                          tokenizer=vocab.clip_tokenizer(), unet=unet,
+                                          scheduler=scheduler, safety_checker=None,
+                                          feature_extractor=None,
+                                          requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    spec = models.REGISTRY[name]
+    return inpaint.Inpainter(models.Loaded(pipe, None, spec, "random weights", "cpu",
+                                           torch.float32))
+
+
+def _time_plain(photo: Any, mask: np.ndarray, repeats: int) -> dict[str, float]:
+    from helpers import inpaint
+
+    plain = full_size_inpainter(lcm=False)
+    pndm = inpaint.Inpainter(plain.loaded, scheduler="pndm")
+    return timing.interleaved({
+        OLD: lambda: pndm.inpaint(photo, mask, "a dragon", steps=10, resolution=256),
+        DPM: lambda: plain.inpaint(photo, mask, "a dragon"),
+    }, repeats)
+
+
+def _time_lcm(photo: Any, mask: np.ndarray, repeats: int) -> tuple[dict[str, float], float]:
+    from lesson_cost import sd_parts
+
+    fast = full_size_inpainter(lcm=True)
+    lora_params = sum(p.numel() for n, p in fast.pipe.unet.named_parameters() if "lora_" in n)
+    times = timing.interleaved({LCM: lambda: fast.inpaint(photo, mask, "a dragon")}, repeats)
+    fast.pipe.vae = sd_parts(inpaint=True)[1]  # the full VAE in TAESD's place
+    times[LCM_FULL_VAE] = timing.interleaved(
+        {"x": lambda: fast.inpaint(photo, mask, "a dragon")}, repeats)["x"]
+    return times, lora_params
+
+
+OLD = "old CPU preset: 10 PNDM steps, 256 px, guidance 7.5"
+DPM = "many-step default: 25 DPM-Solver++ steps, 512 px, guidance 7.5"
+LCM = "sd15-inpaint-lcm: 4 LCM steps, 512 px, guidance 1, TAESD"
+LCM_FULL_VAE = "the same LCM image decoded by the full VAE"
+
+
+def presets(repeats: int) -> None:
+    import gc
+
+    import torch
+
+    from helpers import images
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    photo = images.sample("chelsea")
+    mask = np.zeros((300, 451), bool)
+    mask[40:260, 110:340] = True  # the cat: the work region is most of the photo
+    times = _time_plain(photo, mask, repeats)
+    gc.collect()  # one full-size pipeline at a time
+    fast, lora_params = _time_lcm(photo, mask, repeats)
+    times.update(fast)
+    print(f"3. SD 1.5 inpainting, full size, random weights, cpu with {torch.get_num_threads()} "
+          f"threads (a LoRA of {lora_params / 1e6:.0f}M parameters stands for the LCM-LoRA):")
+    for label, seconds in times.items():
+        print(f"   {label:66} {seconds:7.1f} s")
+    print(f"   ratio LCM at 512 px / old preset at 256 px: {times[LCM] / times[OLD]:.2f} "
+          f"(goal < 1); 25 DPM steps at 512 px / old preset: {times[DPM] / times[OLD]:.1f}; "
+          f"TAESD saves {times[LCM_FULL_VAE] - times[LCM]:.1f} s per image")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
@@ -149,8 +242,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", nargs="+", default=["tiny", "mid"])
-    parser.add_argument("--parts", nargs="+", type=int, default=[1, 2],
-                        help="2 with the mid-size UNet takes over ten minutes on a CPU")
+    parser.add_argument("--parts", nargs="+", type=int, default=[1, 2, 3],
+                        help="2 with the mid-size UNet and 3 take minutes each on a CPU")
     args = parser.parse_args()
     if 1 in args.parts:
         for size in args.sizes:
@@ -158,6 +251,8 @@ def main() -> None:
     if 2 in args.parts:
         for size in args.sizes:
             crop_vs_whole(size, args.steps)
+    if 3 in args.parts:
+        presets(args.repeats)
 
 
 if __name__ == "__main__":

@@ -33,18 +33,21 @@ os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 COUNTS: dict[int, dict[str, float]] = {
     # 12 image embeddings (5 photos, 1 + 6 in zero-shot and ranking), 2 batches of 5 texts
     1: {"clip_image": 12, "clip_texts": 2},
-    # one photo encoded, seven prompts decoded
-    2: {"sam_embed": 1, "sam_predict": 7},
+    # one photo encoded by SlimSAM-77, seven prompts decoded
+    2: {"slimsam_embed": 1, "slimsam_predict": 7},
     # eight OWL-ViT calls, one OWLv2, one Grounding DINO, two photos encoded, ~10 boxes
-    3: {"owlvit": 8, "owlv2": 1, "grounding_dino": 1, "sam_embed": 2, "sam_predict": 10},
-    # 13 inpainted images at 256 px: 98 guided steps, 10 unguided (guidance 0), 15 VAE
-    # encodes, 13 decodes; plus one detection and one SAM encoding
-    4: {"owlvit": 1, "sam_embed": 1, "sam_predict": 1, "unet_cfg_256": 98, "unet_256": 10,
-        "vae_encode_256": 15, "vae_decode_256": 13, "text_encode": 26},
-    # 8 class images, 3 validations x 2 prompts, 4 text-to-image and 1 inpainting at 15 steps
-    # (285 guided steps, 19 decodes), 29 encodes, 61 training steps, 54 evaluation passes
-    5: {"unet_cfg_256": 285, "vae_decode_256": 19, "vae_encode_256": 29, "train_256": 61,
-        "unet_256": 54, "text_encode": 20},
+    3: {"owlvit": 8, "owlv2": 1, "grounding_dino": 1, "slimsam_embed": 2, "slimsam_predict": 10},
+    # 13 images by sd15-inpaint-lcm at 512 px (timed at 512x512; the cat's crop is smaller):
+    # 26 LCM steps at guidance 1, 16 at guidance 2 or 7.5 (two passes each), 15 TAESD encodes
+    # (one per image, one more at strength < 1), 13 decodes; one detection, one SAM encoding
+    4: {"owlvit": 1, "slimsam_embed": 1, "slimsam_predict": 1, "unet_lcm_512": 26,
+        "unet_lcm_cfg_512": 16, "taesd_encode_512": 15, "taesd_decode_512": 13,
+        "text_encode": 17},
+    # at 256 px: 8 class images and 3 validations x 2 prompts drawn by the base pipeline with
+    # the LCM-LoRA (4 steps, SD's VAE decodes), 4 pictures and 1 inpainting by the LCM names
+    # (TAESD), 28 VAE encodes before training, 61 training steps, 54 evaluation passes
+    5: {"unet_lcm_256": 76, "vae_decode_256": 14, "taesd_decode_256": 5, "taesd_encode_256": 1,
+        "vae_encode_256": 28, "train_256": 61, "unet_256": 54, "text_encode": 20},
 }
 
 
@@ -99,9 +102,21 @@ def _sam_costs(repeats: int) -> dict[str, float]:
     sam = SamPredictor(sam_model_registry["vit_b"](checkpoint=None).eval())
     photo = (np.random.default_rng(0).random((400, 600, 3)) * 255).astype(np.uint8)
     point, label = np.array([[290, 150]]), np.array([1])
-    return {"sam_embed": timed(lambda: sam.set_image(photo), repeats),
-            "sam_predict": timed(lambda: sam.predict(point_coords=point, point_labels=label),
-                                 repeats)}
+    costs = {"sam_embed": timed(lambda: sam.set_image(photo), repeats),
+             "sam_predict": timed(lambda: sam.predict(point_coords=point, point_labels=label),
+                                  repeats)}
+    import torch
+    import transformers as tf
+
+    from helpers import sam_hf
+
+    model = tf.SamModel(sam_hf.slimsam_config("slimsam-77")).eval()  # SlimSAM-77's shapes
+    fast = sam_hf.HFSamPredictor(model, sam_hf.processor_for(1024))
+    costs["slimsam_embed"] = timed(lambda: fast.set_image(photo), repeats)
+    with torch.inference_mode():
+        costs["slimsam_predict"] = timed(
+            lambda: fast.predict(point_coords=point, point_labels=label), repeats)
+    return costs
 
 
 def _detector_cost(key: str, repeats: int) -> float:
@@ -179,6 +194,36 @@ def diffusion_costs(repeats: int) -> dict[str, float]:
     return costs
 
 
+def few_step_costs(repeats: int) -> dict[str, float]:
+    """Seconds per UNet step with a LoRA of the LCM-LoRA's size (rank 64) acting, and per
+    TAESD pass, at 512 and 256 px."""
+    import torch
+    from diffusers import AutoencoderTiny
+    from peft import LoraConfig
+
+    unet, _, _ = sd_parts(inpaint=True)
+    unet.add_adapter(LoraConfig(r=64, lora_alpha=64, init_lora_weights="gaussian",
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0", "proj_in",
+                                                "proj_out", "ff.net.0.proj", "ff.net.2",
+                                                "conv1", "conv2"]))
+    taesd = AutoencoderTiny().eval()
+    costs: dict[str, float] = {}
+    context = torch.randn(2, 77, 768)
+    t = torch.tensor([500, 500])
+    with torch.inference_mode():
+        for side in (512, 256):
+            latents = torch.randn(2, 9, side // 8, side // 8)
+            costs[f"unet_lcm_{side}"] = timed(
+                lambda x=latents: unet(x[:1], t[:1], context[:1]), repeats)
+            if side == 512:
+                costs["unet_lcm_cfg_512"] = timed(lambda x=latents: unet(x, t, context), repeats)
+            image = torch.randn(1, 3, side, side)
+            costs[f"taesd_encode_{side}"] = timed(lambda x=image: taesd.encode(x), repeats)
+            small = torch.randn(1, 4, side // 8, side // 8)
+            costs[f"taesd_decode_{side}"] = timed(lambda x=small: taesd.decode(x), repeats)
+    return costs
+
+
 def lesson_five_memory() -> float:
     """Peak RSS in GB of a fresh process that walks lesson 5's path (one pipeline at a time)."""
     code = f"""
@@ -223,6 +268,8 @@ def main() -> None:
     probe = teacher.probe_seconds()
     print(f"cpu, {torch.get_num_threads()} threads; doctor's probe {probe:.3f} s")
     costs = {**vision_costs(args.repeats), **diffusion_costs(args.repeats)}
+    gc.collect()
+    costs.update(few_step_costs(args.repeats))
     for key, seconds in costs.items():
         print(f"  {key:16} {seconds:8.3f} s per call")
     minutes = {n: sum(count * costs[k] for k, count in calls.items()) / 60

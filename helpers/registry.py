@@ -48,7 +48,8 @@ class ModelSpec:
             or ``"tiny"`` for the family's tiny random model.
         revision: the hub revision (commit or tag) for hub ids.
         sha256: the published SHA-256 of a checkpoint file (URLs only).
-        size_bytes: the approximate download size, used to check free disk space first.
+        size_bytes: the approximate download size of ``source``, used to check free disk
+            space first (the parts a spec adds, ``adapter`` and ``vae``, are in ``PART_BYTES``).
         arch: the architecture variant where the family has several (SAM: vit_b/l/h).
         description: one line for listings.
         aliases: other names for this spec, looked up within its family.
@@ -108,6 +109,8 @@ LCM_LORA = "latent-consistency/lcm-lora-sdv1-5"
 TAESD = "madebyollin/taesd"
 """TAESD, a small autoencoder for SD 1.x latents (MIT, about 10 MB): at 4 steps the full VAE
 would be half the cost of a picture on a CPU."""
+PART_BYTES = {LCM_LORA: 135_000_000, TAESD: 10_000_000}
+"""Download sizes of the parts some names add to their base model's repository."""
 ADAPTER = "lcm"
 """The adapter name under which a spec's own LoRA (``ModelSpec.adapter``) is loaded."""
 _LCM = dict(scheduler="lcm", adapter=LCM_LORA, vae=TAESD, licence=_OPENRAIL)
@@ -173,11 +176,11 @@ REGISTRY: dict[str, ModelSpec] = {
                   scheduler="dpm++"),
         # Few-step SD 1.5: the same weights with the LCM-LoRA, the LCM scheduler and TAESD.
         ModelSpec("sd15-inpaint-lcm", "sd-inpaint", _SD15_INPAINT, revision="main",
-                  size_bytes=int(4.45 * GB), aliases=("lcm",),
+                  size_bytes=int(4.3 * GB), aliases=("lcm",),
                   description="SD 1.5 inpainting + LCM-LoRA + TAESD (4 steps)",
                   mirrors=("sd-legacy/stable-diffusion-inpainting",),
                   tiny="tiny-sd-inpaint-lcm", **_LCM),  # type: ignore[arg-type]
-        ModelSpec("sd15-lcm", "sd", _SD15, revision="main", size_bytes=int(4.45 * GB),
+        ModelSpec("sd15-lcm", "sd", _SD15, revision="main", size_bytes=int(4.3 * GB),
                   aliases=("lcm",), description="SD 1.5 + LCM-LoRA + TAESD (4 steps)",
                   mirrors=("sd-legacy/stable-diffusion-v1-5",), tiny="tiny-sd-lcm",
                   **_LCM),  # type: ignore[arg-type]

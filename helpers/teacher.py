@@ -2,9 +2,12 @@
 
     python -m helpers.models list               # every model: size, cached or not, commit
     python -m helpers.models fetch --lesson 4   # what lesson 4 loads (or --all, or names)
+    python -m helpers.models fetch --all --for gpu   # what the lessons load on a GPU
     python -m helpers.models doctor             # device, memory, disk, what is cached
 
-``make weights`` fetches everything the lessons use. Fetching loads each model once on the
+The lessons choose lighter models on a CPU (a fast SAM, few-step Stable Diffusion) than on a
+GPU; ``fetch`` takes this machine's choice unless told ``--for cpu`` or ``--for gpu``.
+``make weights`` fetches everything the lessons use here. Fetching loads each model once on the
 CPU, so exactly the files the lessons will read are downloaded (one bar per file), and a
 second run skips what is already there. Bad input (an unknown name, ``--lesson 9``, too
 little disk) is refused before anything is downloaded.
@@ -23,15 +26,26 @@ from typing import Any
 
 from helpers import models, registry, runtime, weights
 
-LESSONS: dict[int, tuple[str, ...]] = {
-    1: ("clip-b32",),
-    2: ("sam-vit-b",),
-    3: ("owlvit-b32", "sam-vit-b", "owlv2-b16", "grounding-dino-tiny"),
-    4: ("owlvit-b32", "sam-vit-b", "sd15-inpaint"),
-    5: ("sd15", "sd15-inpaint"),
+_SAM_CPU, _SAM_GPU = "slimsam-77", "sam-vit-b"
+PRESETS: dict[int, dict[str, tuple[str, ...]]] = {
+    1: {"cpu": ("clip-b32",), "gpu": ("clip-b32",)},
+    2: {"cpu": (_SAM_CPU,), "gpu": (_SAM_GPU,)},
+    3: {"cpu": ("owlvit-b32", _SAM_CPU, "owlv2-b16", "grounding-dino-tiny"),
+        "gpu": ("owlvit-b32", _SAM_GPU, "owlv2-b16", "grounding-dino-tiny")},
+    4: {"cpu": ("owlvit-b32", _SAM_CPU, "sd15-inpaint-lcm"),
+        "gpu": ("owlvit-b32", _SAM_GPU, "sd15-inpaint")},
+    5: {"cpu": ("sd15", "sd15-lcm", "sd15-inpaint-lcm"), "gpu": ("sd15", "sd15-inpaint")},
 }
-"""The registry names each lesson loads in real mode (``tests/test_teacher.py`` reads the
-notebooks to check it)."""
+"""The registry names each lesson loads in real mode, on a CPU and on a GPU (the lessons'
+set-up cells choose by device; ``tests/test_teacher.py`` reads the notebooks to check it)."""
+LESSONS: dict[int, tuple[str, ...]] = {
+    number: tuple(dict.fromkeys(both["cpu"] + both["gpu"])) for number, both in PRESETS.items()}
+"""Every registry name each lesson may load (on a CPU or on a GPU)."""
+
+
+def preset() -> str:
+    """Which of the lessons' presets this machine gets: "gpu" with CUDA, else "cpu"."""
+    return "gpu" if runtime.device().startswith("cuda") else "cpu"
 
 
 REFERENCE: dict[str, Any] = {
@@ -70,8 +84,9 @@ def estimates() -> dict[int, float]:
     return {int(n): float(m) * scale for n, m in REFERENCE["minutes"].items()}
 
 
-def lesson_names(lessons: Sequence[int]) -> list[str]:
-    """The registry names that ``lessons`` load, each once, in lesson order.
+def lesson_names(lessons: Sequence[int], where: str | None = None) -> list[str]:
+    """The registry names that ``lessons`` load on this machine (``where``: "cpu" or "gpu",
+    None for this machine's ``preset()``), each once, in lesson order.
 
     Raises:
         ValueError: a lesson number that does not exist.
@@ -81,7 +96,9 @@ def lesson_names(lessons: Sequence[int]) -> list[str]:
         if isinstance(number, bool) or number not in LESSONS:
             raise ValueError(f"there is no lesson {number!r}; the lessons are "
                              f"{', '.join(map(str, LESSONS))}")
-        names += [n for n in LESSONS[number] if n not in names]
+    where = where or (preset() if lessons else "cpu")
+    for number in lessons:
+        names += [n for n in PRESETS[number][where] if n not in names]
     return names
 
 
@@ -99,7 +116,8 @@ def rows() -> list[dict[str, Any]]:
             continue
         here, commit = weights.is_cached(spec)
         found.append({"name": name, "description": spec.description,
-                      "gb": (spec.size_bytes or 0) / registry.GB, "cached": here,
+                      "gb": sum(p.size_bytes or 0 for p in (spec, *weights.parts(spec)))
+                      / registry.GB, "cached": here,
                       "commit": commit, "licence": spec.licence,
                       "lessons": [n for n, used in LESSONS.items() if name in used]})
     return found
@@ -122,7 +140,7 @@ def _check_room(specs: Sequence[registry.ModelSpec]) -> None:
         folder = weights.checkpoint_path(spec).parent if spec.is_url else _hub_cache()
         need.setdefault(folder, []).append(spec)
     for folder, group in need.items():
-        size = sum(s.size_bytes or 0 for s in group)
+        size = weights.missing_bytes(group)
         folder.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(folder).free
         if free < size * 1.1:
@@ -151,7 +169,7 @@ def fetch(names: Sequence[str], say: Any = print) -> list[str]:
     _check_room(missing)
     done = []
     for spec in missing:
-        size = (spec.size_bytes or 0) / registry.GB
+        size = weights.missing_bytes([spec]) / registry.GB
         say(f"{spec.name}: fetching about {size:.1f} GB from {spec.source}")
         loaded = models.load(spec.name, device="cpu", cached=False)
         say(f"{spec.name}: done" + (f" (commit {loaded.commit})" if loaded.commit else ""))
@@ -191,9 +209,11 @@ def doctor() -> str:
         lines.append("tiny mode is on: the lessons use tiny random models and need no weights")
     by_name = {r["name"]: r for r in rows()}
     minutes = estimates() if info["device"] == "cpu" and not info["tiny_mode"] else None
-    for number, names in LESSONS.items():
+    here = preset()
+    for number in LESSONS:
+        names = PRESETS[number][here]
         missing = [n for n in names if not by_name[n]["cached"]]
-        size = sum(by_name[n]["gb"] for n in missing)
+        size = weights.missing_bytes([registry.REGISTRY[n] for n in missing]) / registry.GB
         state = "ready" if not missing else f"to fetch: {', '.join(missing)} ({size:.1f} GB)"
         commits = ", ".join(f"{n}@{by_name[n]['commit'][:7]}" for n in names
                             if by_name[n]["commit"])
@@ -218,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     get.add_argument("names", nargs="*", help="registry names (see `list`)")
     get.add_argument("--lesson", type=int, action="append", default=[], metavar="N")
     get.add_argument("--all", action="store_true", help="everything the lessons use")
+    get.add_argument("--for", dest="where", choices=("cpu", "gpu"), default=None,
+                     help="the lessons' models on a CPU or a GPU (default: this machine)")
     commands.add_parser("doctor", help="check this machine for the course")
     args = parser.parse_args(argv)
     try:
@@ -226,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "doctor":
             print(doctor())
         else:
-            names = lesson_names(list(LESSONS) if args.all else args.lesson) + args.names
+            names = lesson_names(list(LESSONS) if args.all else args.lesson,
+                                 args.where) + args.names
             if not names:
                 parser.error("say what to fetch: --lesson N, --all, or registry names")
             fetch(list(dict.fromkeys(names)))

@@ -62,18 +62,48 @@ def checkpoint_path(spec: ModelSpec) -> Path:
     return cache_dir() / "checkpoints" / spec.source.rsplit("/", 1)[-1]
 
 
+def parts(spec: ModelSpec) -> list[ModelSpec]:
+    """The hub repositories ``spec`` adds to its own (the LCM-LoRA and TAESD of a few-step
+    name), as specs of their own: ``arch`` "lora" or "vae", with their download sizes."""
+    from helpers.registry import PART_BYTES
+
+    found = []
+    for source, arch in ((spec.adapter, "lora"), (spec.vae, "vae")):
+        if source and source != "tiny":
+            found.append(ModelSpec(f"{spec.name}'s {arch.upper()}", spec.family, source,
+                                   revision="main", size_bytes=PART_BYTES.get(source),
+                                   arch=arch))
+    return found
+
+
 def is_cached(spec: ModelSpec) -> tuple[bool, str | None]:
     """(whether ``spec``'s weights are on this machine, the hub commit they are at).
 
     A checkpoint counts once its download was verified (the ``.sha256`` note beside it);
-    a hub model once the Hugging Face cache holds its files for ``spec.revision``.
+    a hub model once the Hugging Face cache holds its files for ``spec.revision``, and
+    those of its ``parts``.
     """
     if spec.is_url:
         path = checkpoint_path(spec)
         note = path.with_name(path.name + ".sha256")
         return path.exists() and note.exists() and note.read_text().strip() == spec.sha256, None
     commit = hub_commit(spec)
-    return commit is not None, commit
+    return commit is not None and all(hub_commit(p) for p in parts(spec)), commit
+
+
+def missing_bytes(specs: list[ModelSpec]) -> int:
+    """What fetching ``specs`` would download: each repository not cached yet counted once
+    (two names of one base model share its files)."""
+    seen: set[str] = set()
+    total = 0
+    for spec in specs:
+        for piece in (spec, *parts(spec)):
+            if piece.source in seen:
+                continue
+            seen.add(piece.source)
+            if not (is_cached(piece)[0] if piece.is_url else hub_commit(piece)):
+                total += piece.size_bytes or 0
+    return total
 
 
 def _verified_copy(dest: Path, sha256: str | None) -> bool:
@@ -195,6 +225,7 @@ def fetch(spec: ModelSpec) -> str:
 
 
 HUB_FILES = {"sd-inpaint": "model_index.json", "sd": "model_index.json"}
+PART_FILES = {"lora": "pytorch_lora_weights.safetensors", "vae": "config.json"}
 """The file whose cached copy tells which commit a hub model was loaded from."""
 
 
@@ -278,8 +309,8 @@ def hub_commit(spec: ModelSpec, source: str | None = None) -> str | None:
         return None
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(source, HUB_FILES.get(spec.family, "config.json"),
-                                   revision=spec.revision)
+    file = PART_FILES.get(spec.arch or "") or HUB_FILES.get(spec.family, "config.json")
+    found = try_to_load_from_cache(source, file, revision=spec.revision)
     if not isinstance(found, str):
         return None
     commit = Path(found).parent.name

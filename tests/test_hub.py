@@ -128,7 +128,7 @@ def test_lessons_run_on_the_real_path(commits: dict[str, str], sam_checkpoint: P
     recorded = {}
     for record in tracking.runs(directory=tmp_path / "runs"):
         recorded.update({m["name"]: m["commit"] for m in record["models"]})
-    used = set(teacher.LESSONS[number])
+    used = set(teacher.PRESETS[number]["cpu"])
     assert set(recorded) == used  # the lesson loaded exactly what the teacher's table says
     assert all(recorded[n] == commits[n] for n in used if n in commits)  # hub ones: commits
 

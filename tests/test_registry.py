@@ -15,9 +15,16 @@ DETECTORS = ("owlvit", "owlv2", "grounding-dino")
 def test_registry_entries_are_complete() -> None:
     for name, spec in registry.REGISTRY.items():
         assert spec.name == name and spec.family in registry.FAMILIES
-        if spec.is_tiny:
-            assert spec.aliases == ("tiny",)
+        if spec.is_tiny:  # "tiny" is the family's plain tiny model; variants go by name
+            assert spec.aliases == (("tiny",) if registry.TINY[spec.family] is spec else ())
             continue
+        if spec.tiny:  # its stand-in in tiny mode is loaded the same way
+            standin = registry.REGISTRY[spec.tiny]
+            assert standin.is_tiny and standin.family == spec.family, name
+            assert (standin.arch == "hf") == (spec.arch == "hf"), name
+            assert bool(standin.adapter) == bool(spec.adapter), name
+            assert bool(standin.vae) == bool(spec.vae), name
+            assert standin.scheduler == spec.scheduler, name
         if spec.is_url:
             assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256 or ""), name
             assert spec.size_bytes and spec.arch in ("vit_b", "vit_l", "vit_h")

@@ -39,8 +39,12 @@ def test_the_lessons_table_matches_the_notebooks() -> None:
 
 
 def test_lesson_names() -> None:
-    assert teacher.lesson_names([4, 3]) == ["owlvit-b32", "sam-vit-b", "sd15-inpaint",
-                                            "owlv2-b16", "grounding-dino-tiny"]
+    assert teacher.lesson_names([4, 3], "gpu") == ["owlvit-b32", "sam-vit-b", "sd15-inpaint",
+                                                   "owlv2-b16", "grounding-dino-tiny"]
+    assert teacher.lesson_names([4, 3], "cpu") == ["owlvit-b32", "slimsam-77",
+                                                   "sd15-inpaint-lcm", "owlv2-b16",
+                                                   "grounding-dino-tiny"]
+    assert teacher.lesson_names([2]) == ["slimsam-77"]  # this machine: a CPU
     for bad in (9, 0, True, "1"):
         with pytest.raises(ValueError, match=f"there is no lesson {bad!r}"):
             teacher.lesson_names([bad])  # type: ignore[list-item]
@@ -67,7 +71,9 @@ def test_fetch_refuses_before_downloading(no_load: list[str], monkeypatch: pytes
     monkeypatch.setattr(teacher.shutil, "disk_usage", lambda p: usage._replace(free=10**9))
     with pytest.raises(ValueError, match=r"not enough disk space: sd15, sd15-inpaint need about "
                                          r"8\.6 GB in .*, which has 1\.0 GB free"):
-        teacher.fetch(teacher.lesson_names([5]))
+        teacher.fetch(teacher.lesson_names([5], "gpu"))
+    with pytest.raises(ValueError, match=r"sd15, sd15-lcm, sd15-inpaint-lcm need about 8\.7 GB"):
+        teacher.fetch(teacher.lesson_names([5], "cpu"))  # the LCM names share their bases' files
     monkeypatch.setenv("HELPERS_TINY_MODELS", "1")
     with pytest.raises(ValueError, match="tiny mode is on"):
         teacher.fetch(["clip-b32"])
@@ -90,7 +96,8 @@ def test_fetch_skips_what_is_here(no_load: list[str], tmp_path: Path) -> None:
         assert said[0] == "clip-b32: already here" and said[-1].startswith("owlvit-b32: done")
         report = teacher.doctor()
         assert re.search(rf"lesson 1: ready(, [^\[]+)?  \[clip-b32@{commit[:7]}\]", report)
-        assert "lesson 3: to fetch: owlvit-b32, sam-vit-b, owlv2-b16, grounding-dino-tiny" in report
+        assert ("lesson 3: to fetch: owlvit-b32, slimsam-77, owlv2-b16, grounding-dino-tiny"
+                in report)
         row = next(r for r in teacher.rows() if r["name"] == "clip-b32")
         assert row["cached"] and row["commit"] == commit and row["lessons"] == [1]
         assert "clip-b32" in teacher.list_models()
