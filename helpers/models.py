@@ -162,7 +162,7 @@ def _part(spec: ModelSpec, source: str, what: str) -> tuple[str, ModelSpec]:
 
 def _load_extra(spec: ModelSpec, what: str, build: Any) -> Any:
     """Build a spec's LoRA or VAE, with a hub failure told as one about that part."""
-    source, named = _part(spec, spec.adapter if what == "LoRA" else spec.vae or "", what)
+    source, named = _part(spec, (spec.adapter if what == "LoRA" else spec.vae) or "", what)
     try:
         return build(source)
     except Exception as err:  # noqa: BLE001  (a hub error is ours to explain)

@@ -134,11 +134,11 @@ REGISTRY: dict[str, ModelSpec] = {
         # SlimSAM: SAM ViT-B with most channels pruned away, as transformers' SamModel.
         ModelSpec("slimsam-77", "sam", "nielsr/slimsam-77-uniform", revision="main",
                   size_bytes=int(0.04 * GB), arch="hf", aliases=("slimsam", "fast"),
-                  description="SlimSAM-77 (9M; SAM ViT-B pruned by 77%, fast on a CPU)",
+                  description="SlimSAM-77 (9.7M; SAM ViT-B pruned by 77%, fast on a CPU)",
                   licence="Apache-2.0", tiny="tiny-slimsam"),
         ModelSpec("slimsam-50", "sam", "nielsr/slimsam-50-uniform", revision="main",
                   size_bytes=int(0.11 * GB), arch="hf",
-                  description="SlimSAM-50 (26M; SAM ViT-B pruned by 50%)",
+                  description="SlimSAM-50 (28M; SAM ViT-B pruned by 50%)",
                   licence="Apache-2.0", tiny="tiny-slimsam"),
         # CLIP
         ModelSpec("clip-b32", "clip", "openai/clip-vit-base-patch32", revision="main",

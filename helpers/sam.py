@@ -1,10 +1,14 @@
 """Segment Anything, prompted with points, boxes and earlier masks.
 
-``Segmenter`` wraps the official ``segment_anything`` predictor. The expensive step,
-``set_image`` (the image encoder, seconds on a CPU), runs once per image; its result is kept
-in a small cache keyed by the image's content, so coming back to an earlier image is free.
-The cheap step, ``predict`` (prompt encoder + mask decoder, a tenth of a second), runs for
-every click. ``segment`` adds a mask to every box of a ``Detections``.
+``Segmenter`` drives one of two backends with the same behaviour: the official
+``segment_anything`` predictor for Meta's checkpoints (``"sam-vit-b"``, ``-l``, ``-h``), and
+``sam_hf.HFSamPredictor`` for transformers ``SamModel`` checkpoints, the fast SlimSAM ones
+(``"slimsam-77"``, ``"slimsam-50"``: SAM ViT-B with the image encoder pruned). The expensive
+step, ``set_image`` (the image encoder, seconds on a CPU for ViT-B, a fraction of that for
+SlimSAM), runs once per image; its result is kept in a small cache keyed by the image's
+content, so coming back to an earlier image is free. The cheap step, ``predict`` (prompt
+encoder + mask decoder, a tenth of a second), runs for every click. ``segment`` adds a mask
+to every box of a ``Detections``.
 
 Coordinates are those of the original image: points ``(x, y)`` and boxes
 ``[x1, y1, x2, y2]`` in pixels. Masks come back at the original size as bool arrays.
@@ -81,7 +85,7 @@ def _mask_box(mask: np.ndarray) -> list[float]:
 
 @dataclass
 class _Embedding:
-    features: Any  # torch.Tensor (1, C, h, w) on the model's device
+    features: Any  # torch.Tensor (1, C, g, g) on the model's device
     original_size: tuple[int, int]  # (H, W)
     input_size: tuple[int, int]  # (h, w) after resizing the long side
 
@@ -90,9 +94,22 @@ class Segmenter(models.Pretrained):
     """Segment Anything: one image embedding, many cheap prompts.
 
     ``Segmenter.from_pretrained(name)`` takes ``"sam-vit-b"`` (the default; also
-    ``"vit_b"``), ``"sam-vit-l"``/``"vit_l"``, ``"sam-vit-h"``/``"vit_h"`` or ``"tiny"``.
-    The official checkpoint is downloaded once (with a progress bar), checked against its
-    published SHA-256, cached, and loaded once per kernel.
+    ``"vit_b"``), ``"sam-vit-l"``/``"vit_l"``, ``"sam-vit-h"``/``"vit_h"``, the fast
+    ``"slimsam-77"`` and ``"slimsam-50"`` (SlimSAM: ViT-B pruned by 77 % or 50 %, an
+    image embedding several times quicker, masks a little coarser), or the tiny random
+    models ``"tiny"`` (``"tiny-sam"``) and ``"tiny-slimsam"``. An official checkpoint is
+    downloaded once (with a progress bar), checked against its published SHA-256, cached,
+    and loaded once per kernel; a SlimSAM one comes from the Hugging Face hub. Both kinds
+    give the same results here: masks at the original size, best first, logits to refine.
+
+    Args:
+        loaded: a SAM model from ``models.load``: a ``segment_anything`` ``Sam`` (its
+            ``processor`` None) or a transformers ``SamModel`` with its ``SamProcessor``.
+        cache_size: how many image embeddings to keep (most recently used first).
+
+    Raises:
+        ValueError: ``loaded`` is not a SAM model, or ``cache_size`` is not an integer >= 1.
+        TypeError: ``loaded`` has a processor but its model is not a ``SamModel``.
 
     >>> seg = Segmenter.from_pretrained("vit_b")      # doctest: +SKIP
     >>> seg.set_image(images.sample("chelsea"))       # doctest: +SKIP
@@ -103,13 +120,24 @@ class Segmenter(models.Pretrained):
     default = "sam-vit-b"
 
     def __init__(self, loaded: models.Loaded, cache_size: int = 8) -> None:
-        from segment_anything import SamPredictor
-
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
             raise ValueError(f"cache_size {cache_size!r} must be an integer >= 1")
         super().__init__(loaded)
         self.model = loaded.model
-        self.predictor = SamPredictor(self.model)
+        # Both predictors keep the same state (features, original_size, input_size) and
+        # answer predict() alike; only a batch of boxes and the logits' size differ.
+        self.predictor: Any
+        if loaded.processor is not None:  # a transformers SamModel (SlimSAM)
+            from helpers import sam_hf
+
+            self.predictor = sam_hf.HFSamPredictor(self.model, loaded.processor)
+            self._low_res = self.predictor.mask_size
+        else:  # a segment_anything Sam
+            from segment_anything import SamPredictor
+
+            self.predictor = SamPredictor(self.model)
+            side = int(self.model.image_encoder.img_size) // 4
+            self._low_res = (side, side)
         self.cache_size = cache_size
         self.encoder_calls = 0
         self._cache: OrderedDict[str, _Embedding] = OrderedDict()
@@ -121,9 +149,22 @@ class Segmenter(models.Pretrained):
                         cache_size: int = 8, *, revision: str | None = None) -> Segmenter:
         """Load SAM ``name`` (see the class docstring) on ``device``, keeping the embeddings
         of the last ``cache_size`` images. SAM always runs in float32: its mask decoder is
-        not reliable in half precision. The checkpoints are files with a published hash,
-        so ``revision`` has nothing to choose (it is accepted, as by every model noun)."""
+        not reliable in half precision. ``revision`` picks a hub commit of a SlimSAM
+        checkpoint; Meta's checkpoints are files with a published hash, so for them it has
+        nothing to choose (it is accepted, as by every model noun).
+
+        Raises:
+            ValueError: an unknown name or device, before anything is downloaded.
+            WeightsUnavailableError: the weights cannot be fetched; the message says what
+                to do.
+        """
         return cls(cls._load(name, device, revision=revision), cache_size)
+
+    @property
+    def backend(self) -> str:
+        """``"transformers"`` for a ``SamModel`` (SlimSAM), ``"segment_anything"`` for
+        Meta's checkpoints."""
+        return "transformers" if self.loaded.processor is not None else "segment_anything"
 
     @property
     def image(self) -> Image.Image | None:
@@ -244,8 +285,9 @@ class Segmenter(models.Pretrained):
             raise RuntimeError("no image is set: call seg.set_image(image) before predicting")
 
     def _mask_size(self) -> tuple[int, int]:
-        side = int(self.model.image_encoder.img_size) // 4
-        return (side, side)
+        """(h, w) of this model's low-resolution logits: 256x256 for the real models (a
+        quarter of the 1024-pixel input), 64x64 for the tiny ones."""
+        return self._low_res
 
     def prompt(self, points: Any = None, labels: Any = None, box: Any = None,
                mask: Any = None) -> Prompt:
@@ -338,14 +380,23 @@ class Segmenter(models.Pretrained):
         masks, scores = [], []
         with torch.inference_mode():
             for start in range(0, len(boxes), size):
-                chunk = torch.as_tensor(boxes[start:start + size], device=self.predictor.device)
-                chunk = self.predictor.transform.apply_boxes_torch(chunk, (h, w))
-                m, s, _ = self.predictor.predict_torch(None, None, boxes=chunk,
-                                                       multimask_output=False)
-                masks.append(m[:, 0].cpu().numpy())
-                scores.append(s[:, 0].float().cpu().numpy())
+                m, s = self._decode_boxes(boxes[start:start + size])
+                masks.append(m)
+                scores.append(s)
         return detections.with_masks(np.concatenate(masks).astype(bool),
                                      np.concatenate(scores).astype(np.float32))
+
+    def _decode_boxes(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 4) boxes in original pixels -> (B, H, W) bool masks and (B,) scores, in one
+        decoder call on the current image."""
+        if self.backend == "transformers":
+            return self.predictor.predict_boxes(boxes)
+        import torch
+
+        chunk = torch.as_tensor(boxes, device=self.predictor.device)
+        chunk = self.predictor.transform.apply_boxes_torch(chunk, self.predictor.original_size)
+        m, s, _ = self.predictor.predict_torch(None, None, boxes=chunk, multimask_output=False)
+        return m[:, 0].cpu().numpy(), s[:, 0].float().cpu().numpy()
 
 
 __getattr__ = compat.moved(__name__, {

@@ -77,10 +77,16 @@ def get(name: str) -> Schedule:
 def make(name: str, config: Any) -> Any:
     """A new scheduler ``name`` built from a pipeline's scheduler ``config`` (its noise
     schedule: betas, timesteps), with the schedule's own options on top."""
+    import inspect
+
     import diffusers
 
     schedule = get(name)
-    return getattr(diffusers, schedule.cls).from_config(config, **schedule.options)
+    cls = getattr(diffusers, schedule.cls)
+    takes = set(inspect.signature(cls.__init__).parameters)
+    # only the settings this class has: not "skip_prk_steps was passed to LCMScheduler ..."
+    shared = {k: v for k, v in dict(config).items() if k in takes}
+    return cls.from_config(shared, **schedule.options)
 
 
 def name_of(scheduler: Any) -> str | None:

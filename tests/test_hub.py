@@ -55,6 +55,30 @@ def test_every_hub_name_loads_with_its_commit(commits: dict[str, str], name: str
     assert listed[name]["commit"] == commits[name]
 
 
+def test_a_few_step_name_is_here_only_with_its_parts(commits: dict[str, str]) -> None:
+    from huggingface_hub import constants
+
+    from helpers import weights
+
+    spec = registry.REGISTRY["sd15-inpaint-lcm"]
+    assert weights.is_cached(spec) == (True, commits["sd15-inpaint-lcm"])
+    assert [p.source for p in weights.parts(spec)] == [registry.LCM_LORA, registry.TAESD]
+    painter = inpaint.Inpainter.from_pretrained("sd15-inpaint-lcm", device="cpu")
+    assert type(painter.pipe.vae).__name__ == "AutoencoderTiny" and painter.steps == 4
+    made = painter.inpaint(images.sample("chelsea"), np.ones((300, 451), bool), "a dragon")[0]
+    context = tracking.recipes.of(made).context  # type: ignore[union-attr]
+    assert context["adapter"]["source"] == registry.LCM_LORA and context["vae"] == registry.TAESD
+    taesd = Path(constants.HF_HUB_CACHE) / ("models--" + registry.TAESD.replace("/", "--"))
+    away = taesd.with_name(taesd.name + ".away")
+    taesd.rename(away)
+    try:
+        assert weights.is_cached(spec)[0] is False  # the base alone is not the model
+        both = [spec, registry.REGISTRY["sd15-lcm"]]
+        assert weights.missing_bytes(both) == registry.PART_BYTES[registry.TAESD]  # once
+    finally:
+        away.rename(taesd)
+
+
 def test_the_nouns_run_on_the_real_ids(commits: dict[str, str]) -> None:
     photo = images.sample("chelsea")
     embedder = clip.Embedder.from_pretrained()
