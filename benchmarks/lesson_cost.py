@@ -37,9 +37,10 @@ COUNTS: dict[int, dict[str, float]] = {
     2: {"slimsam_embed": 1, "slimsam_predict": 7},
     # eight OWL-ViT calls, one OWLv2, one Grounding DINO, two photos encoded, ~10 boxes
     3: {"owlvit": 8, "owlv2": 1, "grounding_dino": 1, "slimsam_embed": 2, "slimsam_predict": 10},
-    # 13 images by sd15-inpaint-lcm at 512 px (timed at 512x512; the cat's crop is smaller):
-    # 26 LCM steps at guidance 1, 16 at guidance 2 or 7.5 (two passes each), 15 TAESD encodes
-    # (one per image, one more at strength < 1), 13 decodes; one detection, one SAM encoding
+    # 13 images by sd15-inpaint-lcm at 512 px on the long side (the 451x300 photo's crop around
+    # the cat is at most the whole photo: 512x344): 26 LCM steps at guidance 1, 16 at guidance
+    # 2 or 7.5 (two passes each), 15 TAESD encodes (one per image, one more at strength < 1),
+    # 13 decodes; one detection, one SAM encoding
     4: {"owlvit": 1, "slimsam_embed": 1, "slimsam_predict": 1, "unet_lcm_512": 26,
         "unet_lcm_cfg_512": 16, "taesd_encode_512": 15, "taesd_decode_512": 13,
         "text_encode": 17},
@@ -195,8 +196,9 @@ def diffusion_costs(repeats: int) -> dict[str, float]:
 
 
 def few_step_costs(repeats: int) -> dict[str, float]:
-    """Seconds per UNet step with a LoRA of the LCM-LoRA's size (rank 64) acting, and per
-    TAESD pass, at 512 and 256 px."""
+    """Seconds per UNet step with a LoRA of the LCM-LoRA's size (rank 64) fused into its
+    weights, as the few-step names load it, and per TAESD pass: "512" at lesson 4's work
+    size (512x344), "256" at lesson 5's (256x256)."""
     import torch
     from diffusers import AutoencoderTiny
     from peft import LoraConfig
@@ -206,20 +208,22 @@ def few_step_costs(repeats: int) -> dict[str, float]:
                                 target_modules=["to_q", "to_k", "to_v", "to_out.0", "proj_in",
                                                 "proj_out", "ff.net.0.proj", "ff.net.2",
                                                 "conv1", "conv2"]))
+    unet.fuse_lora(lora_scale=1.0)
+    unet.unload_lora()
     taesd = AutoencoderTiny().eval()
     costs: dict[str, float] = {}
     context = torch.randn(2, 77, 768)
     t = torch.tensor([500, 500])
     with torch.inference_mode():
-        for side in (512, 256):
-            latents = torch.randn(2, 9, side // 8, side // 8)
+        for side, (w, h) in ((512, (512, 344)), (256, (256, 256))):  # lesson 4's, lesson 5's
+            latents = torch.randn(2, 9, h // 8, w // 8)
             costs[f"unet_lcm_{side}"] = timed(
                 lambda x=latents: unet(x[:1], t[:1], context[:1]), repeats)
             if side == 512:
                 costs["unet_lcm_cfg_512"] = timed(lambda x=latents: unet(x, t, context), repeats)
-            image = torch.randn(1, 3, side, side)
+            image = torch.randn(1, 3, h, w)
             costs[f"taesd_encode_{side}"] = timed(lambda x=image: taesd.encode(x), repeats)
-            small = torch.randn(1, 4, side // 8, side // 8)
+            small = torch.randn(1, 4, h // 8, w // 8)
             costs[f"taesd_decode_{side}"] = timed(lambda x=small: taesd.decode(x), repeats)
     return costs
 

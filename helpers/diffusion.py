@@ -84,13 +84,13 @@ class Diffusion(models.Pretrained):
 
     def context(self) -> dict[str, Any]:
         """What a recipe says about the pipeline: source, dtype, scheduler class, and the
-        LoRA and VAE that a few-step model adds (with the LoRA's weight)."""
+        LoRA (fused into the UNet at weight 1) and VAE that a few-step model adds."""
         spec = self.spec
         context: dict[str, Any] = {"source": spec.source,
                                    "dtype": str(self.pipe.dtype).replace("torch.", ""),
                                    "scheduler": type(self._scheduler).__name__}
         if spec.adapter:
-            context["adapter"] = {"source": spec.adapter, "weights": lora.weights(self.pipe)}
+            context["adapter"] = {"source": spec.adapter, "fused_weight": 1.0}
         if spec.vae:
             context["vae"] = spec.vae
         return context

@@ -1,4 +1,4 @@
-"""Using a LoRA: load one into a Stable Diffusion pipeline, weigh it, take it out again.
+r"""Using a LoRA: load one into a Stable Diffusion pipeline, weigh it, take it out again.
 
 A LoRA (for instance the one ``dreambooth.train`` saves) is a small set of low-rank weights
 beside a UNet's attention layers. The inpainting UNet of a model family shares those
@@ -9,9 +9,9 @@ layers with the text-to-image UNet, so the same file loads into both::
     lora.set_weight(painter, 0.5)            # 0: exactly the base model's pixels
     lora.unload(painter)
 
-A LoRA stacks with the one a few-step model carries (``"sd15-inpaint-lcm"`` holds the
-LCM-LoRA as adapter ``"lcm"``): both act, each with its own weight, and ``set_weight``
-changes one without touching the other.
+A LoRA stacks on a few-step model (``"sd15-inpaint-lcm"``, whose LCM-LoRA is fused into
+its weights): both act, and ``set_weight`` scales the loaded one only. Several LoRAs
+under different ``adapter_name`` values act together, each with its own weight.
 
 Pipelines are shared by the whole kernel (``models.load`` keeps one per name), so a LoRA
 loaded into one changes what every cell that uses it draws, until ``unload``. Images made
@@ -69,23 +69,15 @@ def adapters(target: Any) -> set[str]:
     return {name for found in lister().values() for name in found}
 
 
-def own_adapters(target: Any) -> set[str]:
-    """The adapters that came with the model itself (the LCM-LoRA of a few-step name)."""
-    from helpers import registry
-
-    spec = getattr(getattr(target, "loaded", None), "spec", None)
-    return {registry.ADAPTER} if spec is not None and spec.adapter else set()
-
-
 def has_adapters(target: Any) -> bool:
     """True when ``target`` carries a LoRA loaded on top of its model (its output is not
-    the model's own: a name cannot rebuild it). The LoRA a few-step model comes with does
-    not count when ``target`` is an ``Inpainter`` or ``Generator``.
+    the model's own: a name cannot rebuild it). The LCM-LoRA of a few-step name is fused
+    into its weights, so it is part of the model and does not count.
 
     Anything that is not a LoRA-capable pipeline has none.
     """
     try:
-        return bool(adapters(target) - own_adapters(target))
+        return bool(adapters(target))
     except (TypeError, AttributeError, ValueError):
         return False
 
@@ -140,9 +132,6 @@ def load(target: Any, path: str | Path, weight: float = 1.0,
     """
     weight = _check_weight(weight)
     pipe = pipeline(target)
-    if adapter_name in own_adapters(target):
-        raise ValueError(f"adapter_name {adapter_name!r} is the name of the LoRA this model "
-                         f"comes with; choose another, e.g. {ADAPTER!r}")
     root = folder(path)
     trained_dim = _cross_attention_dim(root / LORA_FILE)
     pipe_dim = pipe.unet.config.cross_attention_dim
@@ -173,7 +162,7 @@ def load(target: Any, path: str | Path, weight: float = 1.0,
 
 def set_weight(target: Any, weight: float, adapter_name: str = ADAPTER) -> Any:
     """Scale one loaded LoRA: 0 turns it off (the pixels of the model without it), 1 is as
-    trained. Other adapters (the LCM-LoRA of a few-step model) keep their weights."""
+    trained. Other loaded LoRAs keep their weights."""
     weight = _check_weight(weight)
     pipe = pipeline(target)
     current = weights(pipe)

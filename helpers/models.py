@@ -197,9 +197,10 @@ def _load_diffusers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tu
     # The course shows every image it makes; the SD 1.x safety checker (1.2 GB) is left out.
     pipe = cls.from_pretrained(source, dtype=dtype, safety_checker=None,
                                feature_extractor=None, requires_safety_checker=False, **kwargs)
-    if spec.adapter:
-        add_adapter(pipe, spec)
-        pipe.set_adapters([ADAPTER], adapter_weights=[1.0])
+    if spec.adapter:  # folded into the UNet's weights: each step costs what the plain
+        add_adapter(pipe, spec)  # model's does (an unfused rank-64 LoRA adds about a quarter)
+        pipe.fuse_lora(components=["unet"], lora_scale=1.0, adapter_names=[ADAPTER])
+        pipe.unload_lora_weights()
     pipe = pipe.to(device)
     if spec.is_tiny:
         pipe.set_progress_bar_config(disable=True)

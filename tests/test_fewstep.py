@@ -76,8 +76,7 @@ def test_an_lcm_model_loads_its_lora_scheduler_and_vae(fast: inpaint.Inpainter) 
     assert fast.name == "tiny-sd-inpaint-lcm"
     assert (fast.schedule.name, fast.steps, fast.guidance_scale) == ("lcm", 4, 1.0)
     assert type(fast.pipe.vae).__name__ == "AutoencoderTiny"
-    assert lora.weights(fast) == {"lcm": 1.0}
-    assert not lora.has_adapters(fast)  # the model's own LoRA is part of the model
+    assert lora.weights(fast) == {} and not lora.has_adapters(fast)  # fused into the UNet
 
 
 def test_an_lcm_image_is_reproducible_and_its_recipe_says_what_made_it(
@@ -89,7 +88,7 @@ def test_an_lcm_image_is_reproducible_and_its_recipe_says_what_made_it(
     assert recipe is not None
     assert recipe.args["scheduler"] == "lcm" and recipe.args["steps"] == 4
     assert recipe.context["scheduler"] == "LCMScheduler"
-    assert recipe.context["adapter"] == {"source": "tiny", "weights": {"lcm": 1.0}}
+    assert recipe.context["adapter"] == {"source": "tiny", "fused_weight": 1.0}
     assert recipe.context["vae"] == "tiny"
     run = tracking.start("lcm", online=False)
     record = run.log_image(made, "apple")
@@ -98,16 +97,25 @@ def test_an_lcm_image_is_reproducible_and_its_recipe_says_what_made_it(
     assert np.array_equal(pixels(tracking.reproduce(record)), pixels(made))
 
 
-def test_the_lcm_lora_changes_the_picture(fast: inpaint.Inpainter) -> None:
-    with_it = fast.inpaint(photo(), mask(), "a red apple", seed=2)[0]
-    lora.set_weight(fast, 0.0, "lcm")
-    try:
-        without = fast.inpaint(photo(), mask(), "a red apple", seed=2)[0]
-    finally:
-        lora.set_weight(fast, 1.0, "lcm")
-    assert not np.array_equal(pixels(with_it), pixels(without))
-    assert np.array_equal(pixels(fast.inpaint(photo(), mask(), "a red apple", seed=2)[0]),
-                          pixels(with_it))
+def test_the_lcm_lora_is_fused_into_the_unet(fast: inpaint.Inpainter,
+                                             painter: inpaint.Inpainter) -> None:
+    """The attention weights the LoRA targets differ from the plain tiny model's by exactly
+    the LoRA's product; the layers it leaves alone are the plain model's."""
+    import torch
+    from safetensors.torch import load_file
+
+    from helpers import tiny as builds
+
+    mine = dict(fast.pipe.unet.named_parameters())
+    plain = dict(painter.pipe.unet.named_parameters())
+    assert torch.equal(mine["conv_out.weight"], plain["conv_out.weight"])
+    lora_file = builds.ensure("lcm-lora") / lora.LORA_FILE
+    state = load_file(str(lora_file))
+    target = "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"
+    down = next(v for k, v in state.items() if target in k and ("lora_A" in k or "down" in k))
+    up = next(v for k, v in state.items() if target in k and ("lora_B" in k or "up" in k))
+    delta = mine[target + ".weight"] - plain[target + ".weight"]
+    assert torch.allclose(delta, up @ down, atol=1e-6) and delta.abs().max() > 0
 
 
 def test_a_dreambooth_lora_stacks_on_the_lcm_lora(fast: inpaint.Inpainter,
@@ -115,7 +123,7 @@ def test_a_dreambooth_lora_stacks_on_the_lcm_lora(fast: inpaint.Inpainter,
     alone = fast.inpaint(photo(), mask(), "a photo of sks dog", seed=1)[0]
     lora.load(fast, subject_lora)
     try:
-        assert lora.weights(fast) == {"dreambooth": 1.0, "lcm": 1.0}  # both act
+        assert lora.weights(fast) == {"dreambooth": 1.0}  # on top of the fused LCM-LoRA
         assert lora.has_adapters(fast)
         both = fast.inpaint(photo(), mask(), "a photo of sks dog", seed=1)[0]
         assert tracking.recipes.of(both) is None  # a name cannot rebuild this pipeline
@@ -123,7 +131,7 @@ def test_a_dreambooth_lora_stacks_on_the_lcm_lora(fast: inpaint.Inpainter,
         again = fast.inpaint(photo(), mask(), "a photo of sks dog", seed=1)[0]
         assert np.array_equal(pixels(both), pixels(again))  # reproducible
         lora.set_weight(fast, 0.0)  # the DreamBooth LoRA off: the LCM-only picture back
-        assert lora.weights(fast) == {"dreambooth": 0.0, "lcm": 1.0}
+        assert lora.weights(fast) == {"dreambooth": 0.0}
         off = fast.inpaint(photo(), mask(), "a photo of sks dog", seed=1)[0]
         assert np.array_equal(pixels(off), pixels(alone))
         lora.set_weight(fast, 0.5)
@@ -132,17 +140,25 @@ def test_a_dreambooth_lora_stacks_on_the_lcm_lora(fast: inpaint.Inpainter,
         assert not np.array_equal(pixels(half), pixels(both))
     finally:
         lora.unload(fast)
-    assert lora.weights(fast) == {"lcm": 1.0}
+    assert lora.weights(fast) == {}
     after = fast.inpaint(photo(), mask(), "a photo of sks dog", seed=1)[0]
     assert np.array_equal(pixels(after), pixels(alone))
 
 
-def test_the_models_own_lora_name_is_refused_for_another(fast: inpaint.Inpainter,
-                                                         subject_lora: Path) -> None:
-    with pytest.raises(ValueError, match="adapter_name 'lcm' is the name of the LoRA"):
-        lora.load(fast, subject_lora, adapter_name="lcm")
-    with pytest.raises(ValueError, match="no LoRA named 'other'.*holds 'lcm'"):
-        lora.set_weight(fast, 0.5, "other")
+def test_two_loras_on_a_few_step_model_keep_their_own_weights(fast: inpaint.Inpainter,
+                                                                 subject_lora: Path) -> None:
+    lora.load(fast, subject_lora, adapter_name="one")
+    lora.load(fast, subject_lora, weight=0.5, adapter_name="two")
+    try:
+        assert lora.weights(fast) == {"one": 1.0, "two": 0.5}
+        lora.set_weight(fast, 0.25, "one")
+        assert lora.weights(fast) == {"one": 0.25, "two": 0.5}
+        with pytest.raises(ValueError, match="no LoRA named 'other'.*holds 'one', 'two'"):
+            lora.set_weight(fast, 0.5, "other")
+    finally:
+        lora.unload(fast, "one")
+        lora.unload(fast, "two")
+    assert lora.weights(fast) == {}
 
 
 @pytest.mark.parametrize(("kwargs", "said"), [
