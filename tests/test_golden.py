@@ -52,19 +52,43 @@ def test_detectors(detectors: dict[str, Any], cat: Any, family: str, mean_score:
 
 
 def test_inpainting(painter: Any) -> None:
+    """Recorded with PNDM, the scheduler SD ships with (the default before DPM-Solver++)."""
+    from helpers import inpaint
+
+    pndm = inpaint.Inpainter(painter.loaded, scheduler="pndm")
     photo = images.sample("coffee").resize((96, 64))
     mask = np.zeros((64, 96), bool)
     mask[16:48, 24:72] = True
-    out = np.asarray(painter.inpaint(photo, mask, "a cat", seed=0, steps=2, grow=0,
-                                     feather=0)[0]).astype(int)
+    out = np.asarray(pndm.inpaint(photo, mask, "a cat", seed=0, steps=2, grow=0,
+                                  feather=0)[0]).astype(int)
     expected = [[98, 164, 57], [119, 164, 42], [146, 190, 125], [216, 140, 143]]
     assert np.abs(out[32, 40:44] - expected).max() <= PIXELS, out[32, 40:44].tolist()
     assert np.abs(out[20, 60] - [138, 44, 106]).max() <= PIXELS, out[20, 60].tolist()
 
 
 def test_text_to_image() -> None:
-    maker = generate.Generator.from_pretrained("tiny", device="cpu")
+    maker = generate.Generator.from_pretrained("tiny", device="cpu", scheduler="pndm")
     out = np.asarray(maker.generate("a cat", seed=0, steps=2, height=64, width=64)).astype(int)
     expected = [[119, 105, 106], [72, 62, 126], [80, 70, 151], [75, 54, 130]]
     assert np.abs(out[32, 30:34] - expected).max() <= PIXELS, out[32, 30:34].tolist()
     assert np.abs(out[5, 5] - [149, 102, 146]).max() <= PIXELS, out[5, 5].tolist()
+
+
+@pytest.mark.parametrize(("name", "steps", "expected", "point"), [
+    ("tiny-sd-inpaint", 3, [[96, 184, 78], [125, 180, 62], [144, 188, 146], [202, 124, 157]],
+     [97, 75, 109]),  # DPM-Solver++, the many-step default
+    ("tiny-sd-inpaint-lcm", 4, [[59, 11, 0], [58, 12, 0], [58, 8, 0], [57, 1, 0]],
+     [53, 0, 0]),  # the fused tiny LCM-LoRA, the LCM scheduler and the tiny TAESD
+])
+def test_inpainting_with_the_new_samplers(name: str, steps: int, expected: list[list[int]],
+                                          point: list[int]) -> None:
+    from helpers import inpaint
+
+    painter = inpaint.Inpainter.from_pretrained(name, device="cpu")
+    photo = images.sample("coffee").resize((96, 64))
+    mask = np.zeros((64, 96), bool)
+    mask[16:48, 24:72] = True
+    out = np.asarray(painter.inpaint(photo, mask, "a cat", seed=0, steps=steps, grow=0,
+                                     feather=0)[0]).astype(int)
+    assert np.abs(out[32, 40:44] - expected).max() <= PIXELS, out[32, 40:44].tolist()
+    assert np.abs(out[20, 60] - point).max() <= PIXELS, out[20, 60].tolist()
