@@ -79,3 +79,17 @@ def text_encoder_lora_problem() -> str | None:
         return (f"transformers {version('transformers')} needs peft >= {MIN_PEFT_VERSION} for "
                 f"a text-encoder LoRA, and peft {installed} is installed")
     return None
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn from the first caller outside the helpers package (the learner's cell), so the
+    warning names their line, not one deep inside a sweep or a training loop."""
+    import os
+    import sys
+    import warnings
+
+    root = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    warnings.warn(message, category, stacklevel=level)

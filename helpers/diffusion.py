@@ -8,10 +8,9 @@ pipeline can sample differently without changing what other cells draw.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
-from helpers import lora, models, schedulers
+from helpers import compat, lora, models, schedulers
 
 
 class Diffusion(models.Pretrained):
@@ -41,9 +40,9 @@ class Diffusion(models.Pretrained):
         name = asked or spec.scheduler or "pndm"
         chosen = schedulers.get(name)
         if name == "lcm" and not spec.adapter:
-            warnings.warn(f"the 'lcm' scheduler with {spec.name!r}: it needs a model "
-                          "distilled for few steps (e.g. 'sd15-inpaint-lcm'); this one will "
-                          "give noisy pictures", stacklevel=4)
+            compat.warn(f"the 'lcm' scheduler with {spec.name!r}: it needs a model distilled "
+                        "for few steps (e.g. 'sd15-inpaint-lcm'); this one will give noisy "
+                        "pictures")
         return chosen
 
     @staticmethod
@@ -70,7 +69,7 @@ class Diffusion(models.Pretrained):
         if isinstance(steps, int) and isinstance(guidance, (int, float)):
             for said in schedulers.advice(self.schedule, steps, guidance,
                                           negative_prompt):
-                warnings.warn(said, stacklevel=3)
+                compat.warn(said)
         return steps, guidance
 
     def sampling(self) -> Any:

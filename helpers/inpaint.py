@@ -18,7 +18,6 @@ noise for every value.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -77,9 +76,9 @@ def as_mask(mask: Any, size: tuple[int, int]) -> np.ndarray:
             arr = arr == 255
         else:
             middle = 127.5 if max(values) > 1 else 0.5
-            warnings.warn(
+            compat.warn(
                 f"the mask is not binary (values from {min(values):g} to {max(values):g}); "
-                f"it was thresholded at {middle:g}", stacklevel=3)
+                f"it was thresholded at {middle:g}")
             arr = arr >= middle
     if not arr.any():
         raise ValueError("the mask is empty: nothing to inpaint. Check the detection or prompt "
@@ -224,9 +223,9 @@ class Inpainter(Diffusion):
         for label, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
             n = self._prompt_tokens(text)
             if n > limit:
-                warnings.warn(
+                compat.warn(
                     f"the {label} is {n} tokens long and the text encoder reads {limit}: "
-                    "the end is cut off. Shorten it to keep every word.", stacklevel=3)
+                    "the end is cut off. Shorten it to keep every word.")
 
     def prepare(self, image: Any, mask: Any, grow: int = 8, feather: int = 8,
                 margin: float = 0.25, crop: bool = True, resolution: int | None = None

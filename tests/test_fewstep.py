@@ -232,3 +232,10 @@ def test_schedulers_by_name() -> None:
     assert schedulers.advice("dpm++", 50, 7.5) == []
     assert schedulers.advice("lcm", 4, 1.0) == []
     assert len(schedulers.advice("lcm", 20, 8.0, "blurry")) == 2  # guidance > 1: negative acts
+
+
+def test_a_warning_names_the_learners_line_not_the_library(fast: inpaint.Inpainter) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fast.sweep(photo(), mask(), "an apple", "guidance_scale", [7.5])  # sweep -> inpaint
+    assert [Path(w.filename).name for w in caught] == [Path(__file__).name]

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,7 +278,7 @@ def check_settings(c: DreamBoothConfig) -> None:
 
             for said in schedulers.advice(drawer.scheduler, c.sample_steps, c.guidance_scale):
                 said = said.replace("steps=", "sample_steps=")
-                warnings.warn(f"sample_model {c.sample_model!r}: {said}", stacklevel=3)
+                compat.warn(f"sample_model {c.sample_model!r}: {said}")
 
 
 def mixed_precision(cfg: DreamBoothConfig) -> tuple[str, bool]:
