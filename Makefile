@@ -42,8 +42,12 @@ $(TEST_STAMP): $(LAB_STAMP)
 	rm -f $(VENV)/.stamp-test-*
 	touch $@
 
+# As root (Docker, cloud machines) JupyterLab refuses to start without --allow-root.
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	$(BIN)/jupyter lab notebooks/01_overview.ipynb $(LAB_ARGS)
+	@$(if $(ROOT_ARGS),echo "Running as root: starting JupyterLab with --allow-root.",true)
+	$(BIN)/jupyter lab notebooks/01_overview.ipynb $(ROOT_ARGS) $(LAB_ARGS)
 
 lint: setup-test
 	$(BIN)/ruff check .

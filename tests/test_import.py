@@ -34,3 +34,19 @@ def test_every_file_is_an_importable_module() -> None:
             parts.pop()
         on_disk.add(".".join(parts))
     assert on_disk - {"helpers", "helpers.dreambooth.__main__"} == set(MODULES)
+
+
+def test_make_lab_allows_root_only_as_root() -> None:
+    """JupyterLab refuses to start as root without --allow-root (Docker, cloud machines)."""
+    import os
+    import shutil
+
+    if shutil.which("make") is None:
+        import pytest
+
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parent.parent
+    shown = subprocess.run(["make", "-n", "lab"], cwd=root, capture_output=True, text=True,
+                           check=True).stdout
+    command = next(line for line in shown.splitlines() if "jupyter lab" in line)
+    assert ("--allow-root" in command) == (os.geteuid() == 0), command

@@ -6,6 +6,7 @@ import json
 import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,17 @@ def test_house_rules(path: Path) -> None:
     assert "Try it yourself" in text and "Summary" in text
 
 
+SCREEN = 5_000
+"""About one screen of text: no cell of a lesson may print more."""
+
+
+def _text(output: dict[str, Any]) -> str:
+    """The text an output shows: a stream's, or a result's plain text (not images)."""
+    if output.get("output_type") == "stream":
+        return "".join(output.get("text", ""))
+    return "".join(output.get("data", {}).get("text/plain", ""))
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_runs_in_tiny_mode(path: Path, tmp_path: Path) -> None:
@@ -70,6 +82,10 @@ def test_runs_in_tiny_mode(path: Path, tmp_path: Path) -> None:
     errors = [o for c in executed["cells"] if c["cell_type"] == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    texts = {i: sum(len(_text(o)) for o in c.get("outputs", []))
+             for i, c in enumerate(executed["cells"]) if c["cell_type"] == "code"}
+    cell, largest = max(texts.items(), key=lambda kv: kv[1])
+    assert largest <= SCREEN, f"cell {cell} prints {largest} characters (more than a screen)"
     shown = [o for c in executed["cells"] if c["cell_type"] == "code"
              for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert shown, "the lesson showed no pictures"

@@ -525,3 +525,19 @@ def test_an_artifact_failure_logs_the_manifest_instead(tmp_path: Path,
     assert logged["artifact_error"].startswith("NotImplementedError")
     uploads = [m["payload"] for m in _archive_messages(run) if m["type"] == "file_upload"]
     assert any(u["upload_type"] == "asset" for u in uploads)
+
+
+def test_an_image_record_shows_in_one_line(offline_runs: Path) -> None:
+    run = tracking.start("one-line", online=False)
+    mask = np.zeros((60, 90), bool)
+    mask[10:50, 20:70] = True
+    found = Detections([[20, 10, 70, 50]], [0.9], ["cup"], mask[None])
+    logged = run.log_image(np.zeros((60, 90, 3), np.uint8), "cup", detections=found)
+    run.end()
+    assert len(repr(logged)) < 200 and "'cup'" in repr(logged) and "annotation" in repr(logged)
+    assert isinstance(logged, dict) and logged["detections"]  # still the whole record
+    shown = tracking.load_record(run.folder)["images"][0]
+    assert repr(shown) == repr(logged) and dict(shown) == {**logged, "folder": shown["folder"]}
+    import IPython.lib.pretty as pretty
+
+    assert pretty.pretty(logged) == repr(logged)  # what a notebook cell displays

@@ -33,6 +33,21 @@ RUNS_ENV = "HELPERS_RUNS_DIR"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
 
 
+class ImageRecord(dict):  # type: ignore[type-arg]
+    """A logged image's record: a plain dict (what ``reproduce`` takes, what the run folder
+    holds as JSON), shown in one line, so a cell that ends with ``run.log_image(...)``
+    does not print every polygon point of its masks."""
+
+    def __repr__(self) -> str:
+        layers = len(self.get("annotations") or [])
+        extra = ", recipe" if self.get("recipe") else ""
+        return (f"<image {self.get('index')} {self.get('name')!r} of run {self.get('run')}: "
+                f"{self.get('width')}x{self.get('height')}, {layers} annotation layer(s){extra}>")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's display
+        printer.text(repr(self))
+
+
 def runs_dir(directory: str | Path | None = None) -> Path:
     """Where local run records go: ``directory``, else ``$HELPERS_RUNS_DIR``, else ``runs``."""
     if directory is not None:
@@ -123,8 +138,7 @@ def load_record(folder: str | Path) -> dict[str, Any]:
         for event in read_events(folder):
             _fold(record, event)
     here = str(folder.resolve())
-    for image in record.get("images", []):
-        image["folder"] = here
+    record["images"] = [ImageRecord(image, folder=here) for image in record.get("images", [])]
     return record
 
 

@@ -155,7 +155,7 @@ class Run:
                 helpers function made it. Its input images are stored in the run folder.
 
         Returns:
-            The image's record (what ``reproduce`` takes).
+            The image's record (what ``reproduce`` takes): a dict, shown in one line.
         """
         self._check_open("log_image")
         if not isinstance(name, str) or not name.strip():
@@ -170,7 +170,7 @@ class Run:
             index = self._counter
         file = f"images/{index:04d}-{record.file_stem(name)}.png"
         img.save(self.folder / file)
-        entry = {
+        entry = record.ImageRecord({
             "index": index, "name": name, "file": file, "step": step,
             "width": img.width, "height": img.height, "metadata": meta,
             "annotations": layers,
@@ -180,7 +180,7 @@ class Run:
             "recipe": None if made is None else made.stored(self.folder),
             "sha256": hashlib.sha256((self.folder / file).read_bytes()).hexdigest(),
             "run": self.id, "project": self.project, "folder": str(self.folder.resolve()),
-        }
+        })
         sent = self.experiment.log_image(img, name=name, metadata=meta or None,
                                          annotations=layers or None, step=step)
         entry["comet"] = sent is not None
