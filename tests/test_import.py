@@ -50,3 +50,33 @@ def test_make_lab_allows_root_only_as_root() -> None:
                            check=True).stdout
     command = next(line for line in shown.splitlines() if "jupyter lab" in line)
     assert ("--allow-root" in command) == (os.geteuid() == 0), command
+
+
+OPTIONAL = {"bitsandbytes": "8-bit Adam on CUDA only, asked for by a setting and said so",
+            "sentry_sdk": "comet_ml's own error tracker, closed if it is there"}
+"""Third-party modules helpers imports without declaring them, and why."""
+
+
+def test_every_imported_package_is_a_declared_dependency() -> None:
+    """``pip install`` of the package alone (Colab) must bring everything it imports."""
+    import ast
+    import importlib.metadata as metadata
+    import re
+
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    imported: set[str] = set()
+    for path in (root / "helpers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    imported -= set(sys.stdlib_module_names) | {"helpers", "__future__"} | set(OPTIONAL)
+    declared = {re.split(r"[<>=!~\[ ;]", d)[0].lower().replace("_", "-") for d in
+                tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]}
+    owners = metadata.packages_distributions()
+    missing = {m: owners.get(m) for m in imported
+               if not {d.lower().replace("_", "-") for d in owners.get(m, [m])} & declared}
+    assert not missing, f"imported but not in pyproject.toml's dependencies: {missing}"
