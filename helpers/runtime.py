@@ -157,9 +157,15 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
+TINY_LINE = ("Tiny mode (HELPERS_TINY_MODELS=1): every model is a tiny random one, so the "
+             "pictures are noise; every call is the real one.")
+"""What ``describe`` prints first in tiny mode (each lesson's set-up cell calls it)."""
+
+
 def describe() -> dict[str, Any]:
     """What this kernel runs on: device, the dtypes of ``dtype``'s policy (models, diffusion
-    pipelines), tiny mode, torch version and threads."""
+    pipelines), tiny mode, torch version and threads. In tiny mode it first prints one line
+    saying so (``TINY_LINE``), so a learner knows why the pictures are noise."""
     import torch
 
     dev = device()
@@ -173,4 +179,6 @@ def describe() -> dict[str, Any]:
     }
     if dev == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
+    if info["tiny_mode"]:
+        print(TINY_LINE)
     return info

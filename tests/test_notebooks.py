@@ -46,6 +46,8 @@ def test_house_rules(path: Path) -> None:
     absolute = r"""["'](/|[A-Za-z]:\\)(home|root|Users|tmp|work)\b"""
     assert not re.search(absolute, code), "absolute path"
     assert nb["cells"][0]["cell_type"] == "markdown"
+    setup = next("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert "runtime.describe()" in setup, "the set-up cell must announce tiny mode"
     text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     assert "Try it yourself" in text and "Summary" in text
 

@@ -136,3 +136,13 @@ def test_describe_reports_what_this_kernel_uses(monkeypatch: pytest.MonkeyPatch)
         assert on_gpu["tiny_mode"] is False
     finally:
         torch.set_num_threads(before)
+
+
+def test_describe_announces_tiny_mode(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HELPERS_TINY_MODELS", "1")
+    assert runtime.describe()["tiny_mode"] is True
+    assert capsys.readouterr().out.strip() == runtime.TINY_LINE
+    monkeypatch.delenv("HELPERS_TINY_MODELS")
+    assert runtime.describe()["tiny_mode"] is False
+    assert capsys.readouterr().out == ""
