@@ -161,7 +161,8 @@ def sampling(config: DreamBoothConfig, pipe: Any) -> Iterator[Any]:
     from helpers import lora, schedulers
 
     spec = sample_spec(config)
-    scheduler = schedulers.make(spec.scheduler or "pndm", pipe.scheduler.config)
+    scheduler = (schedulers.make(spec.scheduler, pipe.scheduler.config) if spec.scheduler
+                 else pipe.scheduler)  # a model from elsewhere keeps the scheduler it has
     if not spec.adapter:
         with schedulers.using(pipe, scheduler):
             yield pipe
