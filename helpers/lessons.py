@@ -3,12 +3,16 @@
 ``python -m helpers.lessons --mode tiny --out build`` executes every notebook in
 ``notebooks/`` and writes, for each, the executed notebook (outputs and widget state kept)
 and an HTML page, then prints how long each took. ``--mode real`` uses the real weights.
+Each call records the lessons' runs in a fresh folder of its own (``build/<mode>/runs``), so
+runs from earlier tries never show up in a pre-rendered gallery, and the machine's paths in
+the outputs are written relative to the course (``~`` for the home folder).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -78,6 +82,9 @@ def execute(path: Path, mode: str = "tiny", timeout: int = 1800,
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        runs = (env or {}).get("HELPERS_RUNS_DIR")
+        scrub(nb, {**({str(Path(runs).resolve()): "runs"} if runs else {}), str(ROOT): ".",
+                   os.path.expanduser("~"): "~"})
         run.executed = out_dir / path.name
         nbformat.write(nb, run.executed)
         if html:
@@ -87,6 +94,30 @@ def execute(path: Path, mode: str = "tiny", timeout: int = 1800,
             run.html = run.executed.with_suffix(".html")
             run.html.write_text(body, encoding="utf-8")
     return run
+
+
+TEXT_TYPES = ("text/plain", "text/html", "text/markdown")
+
+
+def scrub(nb: object, paths: dict[str, str]) -> None:
+    """Replace each machine path of ``paths`` (longest first) by its stand-in in the text
+    outputs of ``nb`` (streams, plain text, HTML); pictures are left alone."""
+    order = sorted((p for p in paths if p and p != os.sep), key=len, reverse=True)
+
+    def clean(text: str) -> str:
+        for found in order:
+            text = text.replace(found, paths[found])
+        return text
+
+    for cell in getattr(nb, "cells", []):
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = clean("".join(output["text"]))
+            for key in TEXT_TYPES:
+                if key in output.get("data", {}):
+                    output["data"][key] = clean("".join(output["data"][key]))
+            if "traceback" in output:
+                output["traceback"] = [clean(line) for line in output["traceback"]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,10 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [p for p in chosen if any(key in p.name for key in args.only)]
         if not chosen:
             parser.error(f"no notebook matches {args.only}; have {[p.name for p in notebooks()]}")
+    out = args.out / args.mode
+    runs = out / "runs"
+    shutil.rmtree(runs, ignore_errors=True)  # a fresh runs folder: no earlier runs leak in
     for path in chosen:
         print(f"running {path.name} ({args.mode}) ...", flush=True)
-        run = execute(path, args.mode, args.timeout, args.out / args.mode, html=True)
+        run = execute(path, args.mode, args.timeout, out, html=True,
+                      env={"HELPERS_RUNS_DIR": str(runs.resolve())})
         print(f"  {run.seconds:7.1f} s -> {run.executed} and {run.html}", flush=True)
+    print(f"The pages are in {out.resolve()} (open the .html files in a browser); the runs "
+          f"they logged are in {runs.resolve()}.")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from pathlib import Path
@@ -103,3 +104,41 @@ def test_lessons_cli_rejects_unknown_notebook(capsys: pytest.CaptureFixture[str]
 def test_execute_rejects_bad_mode() -> None:
     with pytest.raises(ValueError, match="'fast'"):
         lessons.execute(NOTEBOOKS[0], mode="fast")
+
+
+def test_scrub_writes_machine_paths_relative_and_leaves_pictures() -> None:
+    import nbformat
+
+    home = os.path.expanduser("~")
+    runs = "/somewhere/build/tiny/runs"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stdout",
+                               text=f"saving to {runs}/lesson-04/a; {lessons.ROOT}/data/x.png"),
+        nbformat.v4.new_output("execute_result", data={
+            "text/plain": f"'{home}/.cache/helpers'", "image/png": f"{home}-not-text"}),
+    ])])
+    lessons.scrub(nb, {runs: "runs", str(lessons.ROOT): ".", home: "~"})
+    stream, result = nb.cells[0].outputs
+    assert stream["text"] == "saving to runs/lesson-04/a; ./data/x.png"
+    assert result["data"]["text/plain"] == "'~/.cache/helpers'"
+    assert result["data"]["image/png"] == f"{home}-not-text"
+
+
+def test_make_lessons_renders_from_a_fresh_runs_folder(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    seen: list[list[str]] = []
+
+    def fake(path: Path, mode: str, timeout: int, out_dir: Path, html: bool,
+             env: dict[str, str]) -> lessons.LessonRun:
+        runs = Path(env["HELPERS_RUNS_DIR"])
+        seen.append(sorted(p.name for p in runs.glob("*")) if runs.exists() else [])
+        (runs / f"run-of-{len(seen)}").mkdir(parents=True)
+        return lessons.LessonRun(path, 0.0, out_dir / path.name, out_dir / "x.html")
+
+    monkeypatch.setattr(lessons, "execute", fake)
+    for _ in range(2):
+        assert lessons.main(["--mode", "tiny", "--out", str(tmp_path), "01_overview"]) == 0
+    assert seen == [[], []]  # the second rendering did not see the first one's run
+    assert f"The pages are in {(tmp_path / 'tiny').resolve()}" in capsys.readouterr().out
