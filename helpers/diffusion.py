@@ -60,17 +60,17 @@ class Diffusion(models.Pretrained):
         """The default guidance scale (7.5; 1 for a few-step LCM model)."""
         return self.schedule.guidance
 
-    def _settings(self, steps: int | None, guidance_scale: float | None,
-                  negative_prompt: str | None) -> tuple[int, float]:
-        """(steps, guidance) with the defaults filled in; settings that do not suit the
-        scheduler (50 steps or guidance 7.5 with LCM) get a warning that says why."""
-        steps = self.steps if steps is None else steps
-        guidance = self.guidance_scale if guidance_scale is None else guidance_scale
-        if isinstance(steps, int) and isinstance(guidance, (int, float)):
-            for said in schedulers.advice(self.schedule, steps, guidance,
-                                          negative_prompt):
-                compat.warn(said)
-        return steps, guidance
+    def _defaults(self, steps: int | None,
+                  guidance_scale: float | None) -> tuple[Any, Any]:
+        """(steps, guidance) with the model's defaults for the ones left None."""
+        return (self.steps if steps is None else steps,
+                self.guidance_scale if guidance_scale is None else guidance_scale)
+
+    def _advise(self, steps: int, guidance_scale: float, negative_prompt: str | None) -> None:
+        """Warn, naming the learner's line, when checked settings do not suit the scheduler
+        (50 steps or guidance 7.5 with LCM, a negative prompt at guidance <= 1)."""
+        for said in schedulers.advice(self.schedule, steps, guidance_scale, negative_prompt):
+            compat.warn(said)
 
     def sampling(self) -> Any:
         """A context in which the pipeline samples with this wrapper's scheduler."""

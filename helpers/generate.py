@@ -83,10 +83,9 @@ class Generator(Diffusion):
                 None: the model's defaults (``self.steps``, ``self.guidance_scale``).
             height, width: output size in pixels, multiples of 8.
         """
-        _check(prompt, self.steps if steps is None else steps,
-               self.guidance_scale if guidance_scale is None else guidance_scale,
-               height, width, seed)
-        steps, guidance_scale = self._settings(steps, guidance_scale, negative_prompt)
+        steps, guidance_scale = self._defaults(steps, guidance_scale)
+        _check(prompt, steps, guidance_scale, height, width, seed)
+        self._advise(steps, guidance_scale, negative_prompt)
         with self.sampling():
             out = self.pipe(prompt=prompt, negative_prompt=negative_prompt,
                             num_inference_steps=steps, guidance_scale=guidance_scale,

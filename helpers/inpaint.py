@@ -267,10 +267,9 @@ class Inpainter(Diffusion):
             ``num_images`` PIL images, the size of the photo; outside the grown mask they
             are identical to it.
         """
-        _check(self.steps if steps is None else steps,
-               self.guidance_scale if guidance_scale is None else guidance_scale,
-               strength, num_images, grow, feather, seed)
-        steps, guidance_scale = self._settings(steps, guidance_scale, negative_prompt)
+        steps, guidance_scale = self._defaults(steps, guidance_scale)
+        _check(steps, guidance_scale, strength, num_images, grow, feather, seed)
+        self._advise(steps, guidance_scale, negative_prompt)
         if resolution is not None and (isinstance(resolution, bool) or not isinstance(
                 resolution, int) or resolution < 64 or resolution % 8):
             raise ValueError(f"resolution {resolution!r} must be a multiple of 8, at least 64")

@@ -26,8 +26,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-LORA_FILE = "pytorch_lora_weights.safetensors"
-"""The file a LoRA folder holds (diffusers' format, loadable by ``load_lora_weights``)."""
+from helpers.weights import LORA_FILE  # noqa: F401  (the file a LoRA folder holds)
+
 INFO_FILE = "dreambooth.json"
 """Beside the LoRA: the base model, prompts and settings it was trained with."""
 ADAPTER = "dreambooth"
@@ -151,7 +151,7 @@ def load(target: Any, path: str | Path, weight: float = 1.0,
     level = dif_logging.get_verbosity()
     dif_logging.set_verbosity_error()  # not "no text-encoder LoRA found" for a UNet-only LoRA
     try:
-        with warnings.catch_warnings():  # a second adapter beside the LCM-LoRA is meant
+        with warnings.catch_warnings():  # a second LoRA beside another is meant
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
             pipe.load_lora_weights(str(root), weight_name=LORA_FILE, adapter_name=adapter_name)
     finally:

@@ -35,12 +35,14 @@ from helpers.registry import (  # noqa: F401  (re-exported: the registry's publi
     resolve,
 )
 from helpers.weights import (  # noqa: F401  (re-exported)
+    LORA_FILE,
     WeightsUnavailableError,
     classify,
     download,
     fetch,
     hub_commit,
     offline_help,
+    parts,
     sha256_file,
     translate_hub_error,
 )
@@ -150,25 +152,21 @@ def _load_transformers(spec: ModelSpec, source: str, device: str, dtype: Any) ->
     return model.to(device).eval(), processor
 
 
-def _part(spec: ModelSpec, source: str, what: str) -> tuple[str, ModelSpec]:
-    """Where a spec's extra part (its LoRA or VAE) comes from: a tiny build or a hub id."""
+def _load_extra(spec: ModelSpec, arch: str, build: Any) -> Any:
+    """Build a spec's LoRA (``arch`` "lora") or VAE ("vae") from its tiny build or hub id;
+    a hub failure is told as one about that part (``weights.parts`` names it)."""
+    source = (spec.adapter if arch == "lora" else spec.vae) or ""
     if source == "tiny":
         from helpers import tiny
 
-        return str(tiny.ensure("lcm-lora" if what == "LoRA" else "taesd")), spec
-    return source, replace(spec, name=f"{spec.name}'s {what}", source=source,
-                           revision="main", mirrors=(), size_bytes=None)
-
-
-def _load_extra(spec: ModelSpec, what: str, build: Any) -> Any:
-    """Build a spec's LoRA or VAE, with a hub failure told as one about that part."""
-    source, named = _part(spec, (spec.adapter if what == "LoRA" else spec.vae) or "", what)
+        return build(str(tiny.ensure("lcm-lora" if arch == "lora" else "taesd")))
+    part = next(p for p in parts(spec) if p.arch == arch)
     try:
         return build(source)
     except Exception as err:  # noqa: BLE001  (a hub error is ours to explain)
-        if spec.is_tiny or classify(err) is None and not isinstance(err, OSError):
+        if classify(err) is None and not isinstance(err, OSError):
             raise
-        raise translate_hub_error(named, err) from err
+        raise translate_hub_error(part, err) from err
 
 
 def add_adapter(pipe: Any, spec: ModelSpec) -> None:
@@ -179,10 +177,9 @@ def add_adapter(pipe: Any, spec: ModelSpec) -> None:
     def into(where: str) -> None:
         with warnings.catch_warnings(), quiet_loading():  # beside a trained adapter: meant
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-            pipe.load_lora_weights(where, weight_name="pytorch_lora_weights.safetensors",
-                                   adapter_name=ADAPTER)
+            pipe.load_lora_weights(where, weight_name=LORA_FILE, adapter_name=ADAPTER)
 
-    _load_extra(spec, "LoRA", into)
+    _load_extra(spec, "lora", into)
 
 
 def _load_diffusers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tuple[Any, Any]:
@@ -192,7 +189,7 @@ def _load_diffusers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tu
            else diffusers.StableDiffusionPipeline)
     kwargs: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
     if spec.vae:  # built in, so the pipeline's latent scale follows this VAE
-        kwargs["vae"] = _load_extra(spec, "VAE", lambda where: (
+        kwargs["vae"] = _load_extra(spec, "vae", lambda where: (
             diffusers.AutoencoderTiny.from_pretrained(where, dtype=dtype)))
     # The course shows every image it makes; the SD 1.x safety checker (1.2 GB) is left out.
     pipe = cls.from_pretrained(source, dtype=dtype, safety_checker=None,

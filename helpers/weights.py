@@ -68,9 +68,9 @@ def parts(spec: ModelSpec) -> list[ModelSpec]:
     from helpers.registry import PART_BYTES
 
     found = []
-    for source, arch in ((spec.adapter, "lora"), (spec.vae, "vae")):
+    for source, arch, what in ((spec.adapter, "lora", "LoRA"), (spec.vae, "vae", "VAE")):
         if source and source != "tiny":
-            found.append(ModelSpec(f"{spec.name}'s {arch.upper()}", spec.family, source,
+            found.append(ModelSpec(f"{spec.name}'s {what}", spec.family, source,
                                    revision="main", size_bytes=PART_BYTES.get(source),
                                    arch=arch))
     return found
@@ -225,7 +225,9 @@ def fetch(spec: ModelSpec) -> str:
 
 
 HUB_FILES = {"sd-inpaint": "model_index.json", "sd": "model_index.json"}
-PART_FILES = {"lora": "pytorch_lora_weights.safetensors", "vae": "config.json"}
+LORA_FILE = "pytorch_lora_weights.safetensors"
+"""The file a LoRA repository or folder holds (diffusers' format)."""
+PART_FILES = {"lora": LORA_FILE, "vae": "config.json"}
 """The file whose cached copy tells which commit a hub model was loaded from."""
 
 
