@@ -4,6 +4,7 @@
 #   make unit      the fast lane: every test but the slow, notebook and browser ones
 #   make lessons   execute every lesson into build/ (MODE=tiny or MODE=real)
 #   make weights   download every model the lessons use, ahead of a workshop
+#   make colab     zip the committed course (build/prompting-vision.zip) to upload to Colab
 # Set-up is keyed on a hash of the requirement files: when they have not changed, it is a no-op.
 
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ TEST_HASH := $(shell cat requirements.txt requirements-dev.txt pyproject.toml sy
 LAB_STAMP := $(VENV)/.stamp-lab-$(LAB_HASH)
 TEST_STAMP := $(VENV)/.stamp-test-$(TEST_HASH)
 
-.PHONY: setup setup-test lab test lint typecheck unit lessons weights benchmarks clean
+.PHONY: setup setup-test lab test lint typecheck unit lessons weights colab benchmarks clean
 
 setup: $(LAB_STAMP)
 
@@ -68,6 +69,11 @@ lessons: setup
 
 weights: setup
 	$(BIN)/python -m helpers.models fetch --all
+
+colab:
+	mkdir -p build
+	git archive --format=zip -o build/prompting-vision.zip HEAD
+	@echo "build/prompting-vision.zip: the course as committed (uncommitted changes are not in it)."
 
 benchmarks: setup
 	$(BIN)/python benchmarks/import_time.py

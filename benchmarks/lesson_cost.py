@@ -37,18 +37,22 @@ COUNTS: dict[int, dict[str, float]] = {
     2: {"slimsam_embed": 1, "slimsam_predict": 7},
     # eight OWL-ViT calls, one OWLv2, one Grounding DINO, two photos encoded, ~10 boxes
     3: {"owlvit": 8, "owlv2": 1, "grounding_dino": 1, "slimsam_embed": 2, "slimsam_predict": 10},
-    # 13 images by sd15-inpaint-lcm at 512 px on the long side (the 451x300 photo's crop around
-    # the cat is at most the whole photo: 512x344): 26 LCM steps at guidance 1, 16 at guidance
-    # 2 or 7.5 (two passes each), 15 TAESD encodes (one per image, one more at strength < 1),
-    # 13 decodes; one detection, one SAM encoding
-    4: {"owlvit": 1, "slimsam_embed": 1, "slimsam_predict": 1, "unet_lcm_512": 26,
-        "unet_lcm_cfg_512": 16, "taesd_encode_512": 15, "taesd_decode_512": 13,
-        "text_encode": 17},
+    # 15 images by sd15-inpaint-lcm at 512 px on the long side (the 451x300 photo's crop around
+    # the cat is at most the whole photo: 512x344; the nose's crop of sections 6-7 is scaled up
+    # to 512 too): 34 LCM steps at guidance 1, 16 at guidance 2 or 7.5 (two passes each), 17
+    # TAESD encodes (one per image, one more at strength < 1), 15 decodes; one detection, one
+    # SAM encoding
+    4: {"owlvit": 1, "slimsam_embed": 1, "slimsam_predict": 1, "unet_lcm_512": 34,
+        "unet_lcm_cfg_512": 16, "taesd_encode_512": 17, "taesd_decode_512": 15,
+        "text_encode": 19},
     # at 256 px: 8 class images and 3 validations x 2 prompts drawn by the base pipeline with
     # the LCM-LoRA (4 steps, SD's VAE decodes), 4 pictures and 1 inpainting by the LCM names
-    # (TAESD), 28 VAE encodes before training, 61 training steps, 54 evaluation passes
-    5: {"unet_lcm_256": 76, "vae_decode_256": 14, "taesd_decode_256": 5, "taesd_encode_256": 1,
-        "vae_encode_256": 28, "train_256": 61, "unet_256": 54, "text_encode": 20},
+    # (TAESD), 28 VAE encodes before training, 61 training steps, 54 evaluation passes; then
+    # section 9's run without prior preservation: 12 VAE encodes (photos only), 61 steps on
+    # the photo alone, 36 evaluation passes and 2 x 2 validation pictures
+    5: {"unet_lcm_256": 92, "vae_decode_256": 18, "taesd_decode_256": 5, "taesd_encode_256": 1,
+        "vae_encode_256": 40, "train_256": 61, "train_256_noprior": 61, "unet_256": 90,
+        "text_encode": 24},
 }
 
 
@@ -185,13 +189,15 @@ def diffusion_costs(repeats: int) -> dict[str, float]:
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     noisy, noise = torch.randn(2, 4, 32, 32), torch.randn(2, 4, 32, 32)
 
-    def train_step() -> None:
-        loss = torch.nn.functional.mse_loss(unet(noisy, t, context).sample, noise)
+    def train_step(batch: int = 2) -> None:  # 2: a photo and a class image (prior preservation)
+        out = unet(noisy[:batch], t[:batch], context[:batch]).sample
+        loss = torch.nn.functional.mse_loss(out, noise[:batch])
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     costs["train_256"] = timed(train_step, repeats)
+    costs["train_256_noprior"] = timed(lambda: train_step(1), repeats)
     return costs
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -88,15 +90,32 @@ def execute(path: Path, mode: str = "tiny", timeout: int = 1800,
         run.executed = out_dir / path.name
         nbformat.write(nb, run.executed)
         if html:
-            from nbconvert import HTMLExporter
-
-            body, _ = HTMLExporter().from_notebook_node(nb)
             run.html = run.executed.with_suffix(".html")
-            run.html.write_text(body, encoding="utf-8")
+            run.html.write_text(html_page(nb), encoding="utf-8")
     return run
 
 
+def html_page(nb: Any) -> str:
+    """An executed notebook as one HTML page that needs no network.
+
+    Each widget's output carries a static picture (``helpers.widgets.static``) beside its
+    live view; without a kernel the live view could only be drawn by the widget manager's
+    JavaScript from a CDN. The page therefore leaves the saved widget state out, so that
+    nbconvert shows each widget's picture and adds no script from the network.
+    """
+    import copy
+
+    from nbconvert import HTMLExporter
+
+    page = copy.deepcopy(nb)
+    page.metadata.pop("widgets", None)
+    body, _ = HTMLExporter().from_notebook_node(page)
+    return str(body)
+
+
 TEXT_TYPES = ("text/plain", "text/html", "text/markdown")
+CELL_FILE = re.compile(r"\S*ipykernel_\d+[/\\]\d+\.py")
+"""The temporary file ipykernel names a cell's code by, in warnings and tracebacks."""
 
 
 def scrub(nb: object, paths: dict[str, str]) -> None:
@@ -105,6 +124,7 @@ def scrub(nb: object, paths: dict[str, str]) -> None:
     order = sorted((p for p in paths if p and p != os.sep), key=len, reverse=True)
 
     def clean(text: str) -> str:
+        text = CELL_FILE.sub("<cell>", text)  # where a warning names the cell's code
         for found in order:
             text = text.replace(found, paths[found])
         return text

@@ -162,10 +162,15 @@ TINY_LINE = ("Tiny mode (HELPERS_TINY_MODELS=1): every model is a tiny random on
 """What ``describe`` prints first in tiny mode (each lesson's set-up cell calls it)."""
 
 
-def describe() -> dict[str, Any]:
+_announced = False
+
+
+def describe(announce: bool = True) -> dict[str, Any]:
     """What this kernel runs on: device, the dtypes of ``dtype``'s policy (models, diffusion
-    pipelines), tiny mode, torch version and threads. In tiny mode it first prints one line
-    saying so (``TINY_LINE``), so a learner knows why the pictures are noise."""
+    pipelines), tiny mode, torch version and threads. In tiny mode the first call that
+    ``announce``s prints one line saying so (``TINY_LINE``), once per process, so a learner
+    knows why the pictures are noise; records (``tracking``) call it with ``announce=False``."""
+    global _announced
     import torch
 
     dev = device()
@@ -179,6 +184,7 @@ def describe() -> dict[str, Any]:
     }
     if dev == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
-    if info["tiny_mode"]:
+    if info["tiny_mode"] and announce and not _announced:
         print(TINY_LINE)
+        _announced = True
     return info

@@ -49,7 +49,7 @@ def preset() -> str:
 
 
 REFERENCE: dict[str, Any] = {
-    "probe_s": 0.138, "minutes": {1: 0.0, 2: 0.1, 3: 0.9, 4: 6.7, 5: 18.0}}
+    "probe_s": 0.138, "minutes": {1: 0.0, 2: 0.1, 3: 0.9, 4: 7.6, 5: 18.0}}
 """What ``benchmarks/lesson_cost.py`` measured on a reference CPU (2 cores, 2 threads): its
 ``probe_seconds`` and each lesson's minutes in real mode with the CPU presets (heavy calls
 only). Run the benchmark again and paste its last line here when the presets change."""

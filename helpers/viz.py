@@ -184,13 +184,16 @@ def annotate(image: Any, detections: Detections | None = None, points: Any = Non
 
 
 def grid(images: Sequence[Any], captions: Sequence[str] | None = None,
-         cols: int | None = None, cell: int = 256, pad: int = 6) -> Image.Image:
+         cols: int | None = None, cell: int = 256, pad: int = 6, *,
+         height: int | None = None) -> Image.Image:
     """Lay images out in a grid, each scaled to fit a ``cell`` x ``cell`` square, with captions.
 
     Args:
         images: anything ``images.load`` accepts.
         captions: one line (or a few, split on newlines) under each image.
         cols: columns (default: up to 4).
+        height: cells ``cell`` wide and ``height`` high instead of square (e.g. for
+            landscape photos, which a square leaves bands above and below).
     """
     from helpers import images as _images
 
@@ -199,8 +202,9 @@ def grid(images: Sequence[Any], captions: Sequence[str] | None = None,
         raise ValueError("grid needs at least one image")
     if captions is not None and len(captions) != len(items):
         raise ValueError(f"{len(items)} images but {len(captions)} captions")
-    if cell < 8:
-        raise ValueError(f"cell size {cell!r} is too small; use at least 8 pixels")
+    if cell < 8 or (height is not None and height < 8):
+        raise ValueError(f"cell size {cell!r} x {height!r} is too small; use at least 8 pixels")
+    cell_h = cell if height is None else int(height)
     cols = cols or min(4, len(items))
     if cols < 1:
         raise ValueError(f"cols {cols!r} must be at least 1")
@@ -210,27 +214,35 @@ def grid(images: Sequence[Any], captions: Sequence[str] | None = None,
     line_h = int(probe.textbbox((0, 0), "Ag", font=font)[3]) + 3
     n_lines = max((len(c.split("\n")) for c in captions), default=0) if captions else 0
     cap_h = n_lines * line_h + (pad if n_lines else 0)
-    sheet = Image.new("RGB", (cols * (cell + pad) + pad, rows * (cell + cap_h + pad) + pad),
+    sheet = Image.new("RGB", (cols * (cell + pad) + pad, rows * (cell_h + cap_h + pad) + pad),
                       (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for i, im in enumerate(items):
         r, c = divmod(i, cols)
-        x0, y0 = pad + c * (cell + pad), pad + r * (cell + cap_h + pad)
-        scale = cell / max(im.size)
+        x0, y0 = pad + c * (cell + pad), pad + r * (cell_h + cap_h + pad)
+        scale = cell / max(im.size) if height is None else min(cell / im.width,
+                                                               cell_h / im.height)
         thumb = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
                           Image.Resampling.LANCZOS)
-        sheet.paste(thumb, (x0 + (cell - thumb.width) // 2, y0 + (cell - thumb.height) // 2))
+        sheet.paste(thumb, (x0 + (cell - thumb.width) // 2, y0 + (cell_h - thumb.height) // 2))
         if captions:
             for k, line in enumerate(captions[i].split("\n")):
-                draw.text((x0, y0 + cell + pad // 2 + k * line_h), line, fill=(20, 20, 20),
+                draw.text((x0, y0 + cell_h + pad // 2 + k * line_h), line, fill=(20, 20, 20),
                           font=font)
     return sheet
 
 
 def side_by_side(images: Sequence[Any], captions: Sequence[str] | None = None,
                  cell: int = 320) -> Image.Image:
-    """Images in one row, each in a ``cell`` square, for before/after comparisons."""
-    return grid(images, captions, cols=len(images), cell=cell)
+    """Images in one row, each scaled to fit a ``cell`` square, for before/after comparisons;
+    the row is as high as its tallest image (no empty bands around landscape photos)."""
+    from helpers import images as _images
+
+    items = [_images.load(im) for im in images]
+    if not items:
+        raise ValueError("side_by_side needs at least one image")
+    tallest = max(max(1, round(im.height * cell / max(im.size))) for im in items)
+    return grid(items, captions, cols=len(items), cell=cell, height=max(8, tallest))
 
 
 def figure_image(fig: Any) -> Image.Image:
@@ -345,6 +357,23 @@ def pixelate(image: Any, mask: Any, block: int = 12) -> Image.Image:
     return _composite(img, small.resize(img.size, Image.Resampling.NEAREST), region)
 
 
+def weights(values: Any, cmap: str = "viridis") -> Image.Image:
+    """A map of values in [0, 1] (blend weights, a soft mask, a probability map) in a colour
+    map whose both ends show on a white page and on a black one: 0 dark violet, 1 yellow.
+
+    Raises:
+        ValueError: ``values`` is not a 2-D array, or holds values outside [0, 1] or NaN.
+    """
+    from matplotlib import colormaps
+
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"weights must be a 2-D (height, width) array, not shape {arr.shape}")
+    if not np.isfinite(arr).all() or arr.min(initial=0.0) < 0 or arr.max(initial=0.0) > 1:
+        raise ValueError("weights must lie in [0, 1] (no NaN); scale them first")
+    return Image.fromarray((colormaps[cmap](arr)[..., :3] * 255).astype(np.uint8))
+
+
 def difference(before: Any, after: Any, cmap: str = "magma") -> Image.Image:
     """A heat map of where two images differ (black = identical), with the changed-pixel
     count written in the corner: proof that an edit touched only what it should."""
@@ -365,3 +394,49 @@ def difference(before: Any, after: Any, cmap: str = "magma") -> Image.Image:
     _text_tag(ImageDraw.Draw(out), (4.0, float(out.height)), text, (60, 60, 60),
               max(10, out.height // 30))
     return out
+
+
+def stack(pictures: Sequence[Any | None], titles: Sequence[str | None] | None = None,
+          pad: int = 6, size: int = 14) -> Image.Image:
+    """Pictures one under another on white, left-aligned, each under its title.
+
+    For a page of grids with headings (a gallery's static picture): a ``None`` picture is
+    a title alone (a note), a ``None`` or empty title leaves the picture without one.
+
+    Args:
+        pictures: anything ``images.load`` accepts, or None.
+        titles: one line (or a few, split on newlines) above each picture.
+        size: the titles' font size in pixels.
+    """
+    from helpers import images as _images
+
+    items = [None if p is None else _images.load(p) for p in pictures]
+    heads = list(titles) if titles is not None else [None] * len(items)
+    if len(heads) != len(items):
+        raise ValueError(f"{len(items)} pictures but {len(heads)} titles")
+    if not items:
+        raise ValueError("stack needs at least one picture or title")
+    font = _font(size)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    line_h = int(probe.textbbox((0, 0), "Ag", font=font)[3]) + 4
+    blocks = []  # (lines, picture)
+    for head, item in zip(heads, items):
+        lines = head.split("\n") if head else []
+        blocks.append((lines, item))
+    width = max([pad * 2 + (item.width if item is not None else 0) for _, item in blocks]
+                + [pad * 2 + int(probe.textlength(line, font=font))
+                   for lines, _ in blocks for line in lines])
+    height = pad + sum(len(lines) * line_h + (item.height + pad if item is not None else pad)
+                       for lines, item in blocks)
+    sheet = Image.new("RGB", (max(1, width), max(1, height)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    y = pad
+    for lines, item in blocks:
+        for line in lines:
+            draw.text((pad, y), line, fill=(20, 20, 20), font=font)
+            y += line_h
+        if item is not None:
+            sheet.paste(item, (pad, y))
+            y += item.height
+        y += pad
+    return sheet

@@ -1,8 +1,10 @@
-"""Real-browser tests of notebook widgets: JupyterLab on loopback, driven through chromium.
+"""Real-browser tests of notebook widgets: JupyterLab 4 or Notebook 7 on loopback, driven
+through chromium.
 
 Debian's chromium is driven by Playwright (``playwright install`` is never used). A test
-writes a notebook into a folder, serves it, opens it, runs every cell, then acts on the
-rendered widgets (found by the CSS classes the notebook gave them with ``add_class``)::
+writes a notebook into a folder, serves it (``lab`` or ``notebook7``), opens it, runs every
+cell, then acts on the rendered widgets (found by the CSS classes the notebook gave them
+with ``add_class``, or that their JavaScript gave their elements)::
 
     from . import browser
 
@@ -13,6 +15,11 @@ rendered widgets (found by the CSS classes the notebook gave them with ``add_cla
         with browser.lab(tmp_path) as server, browser.open_notebook(server, "demo.ipynb") as nb:
             nb.click(".demo-image", 50, 30)          # element-relative CSS pixels
             nb.wait_for_text(".demo-label", r"clicked 50,30")
+
+The same test runs against Notebook 7 with ``browser.notebook7(tmp_path)`` in place of
+``browser.lab(tmp_path)``: Notebook 7 is built from JupyterLab's parts, so its DOM, its
+``window.jupyterapp`` and its commands are JupyterLab's, and only the page differs
+(``/notebooks/<path>`` opens one notebook, with no launcher or file browser).
 
 Nothing may leave this machine. The server and its kernels run with a guard (a
 ``sitecustomize``) that refuses and records any connection outside loopback, as the
@@ -128,7 +135,7 @@ def write_notebook(path: Path, *cells: str, kernel: str = "python3") -> Path:
     return path
 
 
-# -- JupyterLab ---------------------------------------------------------------------------
+# -- JupyterLab and Notebook 7 -----------------------------------------------------------
 
 # Runs first in the server and in every kernel it starts (PYTHONPATH): refuse and record any
 # connection or name lookup outside loopback, then hand over to any other sitecustomize.
@@ -205,15 +212,26 @@ _SETTINGS = {
 }
 
 
+FRONTS = {"lab": "JupyterLab", "notebook": "Notebook 7"}
+"""The front ends a server can serve: ``Lab.front`` -> its name in messages."""
+
+
 @dataclass
 class Lab:
-    """A running JupyterLab server (see :func:`lab`)."""
+    """A running Jupyter server (see :func:`lab` and :func:`notebook7`): ``front`` is "lab"
+    (JupyterLab, pages under /lab) or "notebook" (Notebook 7, pages under /notebooks)."""
 
     root: Path
     port: int
     token: str
     process: subprocess.Popen[bytes]
     scratch: Path
+    front: str = "lab"
+
+    @property
+    def name(self) -> str:
+        """The front end's name, for messages: "JupyterLab" or "Notebook 7"."""
+        return FRONTS[self.front]
 
     def url(self, path: str = "lab", **query: str) -> str:
         """The URL of ``path`` on this server, with the token."""
@@ -244,23 +262,66 @@ class Lab:
 
 
 @contextlib.contextmanager
-def lab(folder: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[Lab]:
+def lab(folder: Path, env: dict[str, str] | None = None, timeout: float = 60,
+        front: str = "lab") -> Iterator[Lab]:
     """Serve ``folder`` with JupyterLab on a free loopback port; stop it and clean up at exit.
 
     The server and its kernels inherit the test's environment (offline, one thread) with
     ``HELPERS_TINY_MODELS=1``, private Jupyter and IPython directories, the network guard
-    and then ``env``. Kernels are this interpreter (the ``python3`` kernel).
+    and then ``env``. Kernels are this interpreter (the ``python3`` kernel). ``front`` is
+    "lab" or "notebook" (the same as :func:`notebook7`).
     """
-    scratch = Path(tempfile.mkdtemp(prefix="helpers-lab-"))
+    if front not in FRONTS:
+        raise ValueError(f"front {front!r} is not one of {', '.join(map(repr, FRONTS))}")
+    scratch = Path(tempfile.mkdtemp(prefix=f"helpers-{front}-"))
     try:
-        with _serve(Path(folder), scratch, env or {}, timeout) as server:
+        with _serve(Path(folder), scratch, env or {}, timeout, front) as server:
             yield server
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def _serve(folder: Path, scratch: Path, env: dict[str, str], timeout: float) -> Iterator[Lab]:
+def notebook7(folder: Path, env: dict[str, str] | None = None,
+              timeout: float = 60) -> Iterator[Lab]:
+    """Serve ``folder`` with Notebook 7 (``jupyter notebook``) on a free loopback port, as
+    :func:`lab` serves JupyterLab: the same environment, guard and settings."""
+    with lab(folder, env, timeout, front="notebook") as server:
+        yield server
+
+
+def _command(front: str, folder: Path, scratch: Path, token: str) -> list[str]:
+    """The server's command line: ``python -m jupyterlab`` or ``python -m notebook``."""
+    command = [
+        *(sys.executable, "-m", "jupyterlab" if front == "lab" else "notebook"),
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=0",
+        "--ServerApp.open_browser=False",
+        f"--ServerApp.root_dir={folder}",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.terminals_enabled=False",
+        # JupyterLab's server extension runs in both servers: quiet it in both
+        f"--LabApp.user_settings_dir={scratch / 'settings'}",
+        f"--LabApp.workspaces_dir={scratch / 'workspaces'}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: commands, kernel state
+    ]
+    if front == "notebook":
+        command += [
+            f"--JupyterNotebookApp.user_settings_dir={scratch / 'settings'}",
+            f"--JupyterNotebookApp.workspaces_dir={scratch / 'workspaces'}",
+            "--JupyterNotebookApp.expose_app_in_browser=True",
+        ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    return command
+
+
+@contextlib.contextmanager
+def _serve(folder: Path, scratch: Path, env: dict[str, str], timeout: float,
+           front: str = "lab") -> Iterator[Lab]:
     for name, value in _SETTINGS.items():
         target = scratch / "settings" / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -286,29 +347,13 @@ def _serve(folder: Path, scratch: Path, env: dict[str, str], timeout: float) -> 
         ),
         **env,
     }
-    command = [
-        *(sys.executable, "-m", "jupyterlab"),
-        "--ServerApp.ip=127.0.0.1",
-        "--ServerApp.port=0",
-        "--ServerApp.open_browser=False",
-        f"--ServerApp.root_dir={folder}",
-        f"--IdentityProvider.token={token}",
-        "--ServerApp.terminals_enabled=False",
-        f"--LabApp.user_settings_dir={scratch / 'settings'}",
-        f"--LabApp.workspaces_dir={scratch / 'workspaces'}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",
-        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: commands, kernel state
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
+    command = _command(front, folder, scratch, token)
     with open(scratch / "server.log", "wb") as log:
         process = subprocess.Popen(
             command, cwd=folder, env=full_env, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
-    server = Lab(folder, 0, token, process, scratch)
+    server = Lab(folder, 0, token, process, scratch, front)
     try:
         server.port = _wait_for_server(server, timeout)
         yield server
@@ -321,14 +366,15 @@ def _wait_for_server(server: Lab, timeout: float) -> int:
     info = server.scratch / "runtime" / f"jpserver-{server.process.pid}.json"
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise BrowserError(f"JupyterLab exited ({server.process.returncode}):\n{server.log()}")
+            raise BrowserError(f"{server.name} exited ({server.process.returncode}):\n"
+                               f"{server.log()}")
         if info.exists():
             with contextlib.suppress(ValueError, OSError):
                 server.port = int(json.loads(info.read_text())["port"])
                 server.api("GET", "status", timeout=2)
                 return server.port
         time.sleep(0.1)  # polling the server's start, not waiting on a guess
-    raise BrowserError(f"JupyterLab did not start within {timeout:.0f} s:\n{server.log()}")
+    raise BrowserError(f"{server.name} did not start within {timeout:.0f} s:\n{server.log()}")
 
 
 def _stop(server: Lab) -> None:
@@ -456,6 +502,28 @@ _OPEN = """async ({path, kernel}) => {
   return panel.id;
 }"""
 
+# Notebook 7's page opens its one notebook itself: wait for it to be the shell's widget.
+_OPEN_NOTEBOOK7 = """async ({kernel, timeout}) => {
+  const app = window.jupyterapp;
+  await app.started;
+  await app.restored;
+  const deadline = Date.now() + timeout;
+  let panel = app.shell.currentWidget;
+  while (!(panel && panel.context && panel.sessionContext && panel.content)) {
+    if (Date.now() > deadline) throw new Error('Notebook 7 opened no notebook');
+    await new Promise(resolve => setTimeout(resolve, 50));  // the poll interval
+    panel = app.shell.currentWidget;
+  }
+  window.__harnessNotebook = panel;
+  await panel.context.ready;
+  await panel.sessionContext.ready;
+  if (kernel && panel.sessionContext.session?.kernel?.name !== kernel) {
+    await panel.sessionContext.changeKernel({name: kernel});
+  }
+  app.shell.activateById(panel.id);
+  return panel.id;
+}"""
+
 _KERNEL = """() => {
   const kernel = window.__harnessNotebook.sessionContext.session?.kernel;
   return kernel ? kernel.status + ' ' + kernel.connectionStatus : 'none';
@@ -481,19 +549,30 @@ _SHUTDOWN = """async () => {
   if (panel) await panel.sessionContext.shutdown();
 }"""
 
+# An <img>, or a <canvas> drawn in "natural" pixels: its data-natural-width/-height (else
+# its backing-store size) at its CSS content size.
 _IMAGE_GEOMETRY = """el => {
   const style = getComputedStyle(el);
   const px = name => parseFloat(style[name]) || 0;
-  return {
-    left: px('borderLeftWidth') + px('paddingLeft'),
-    top: px('borderTopWidth') + px('paddingTop'),
-    width: el.width, height: el.height,
-    naturalWidth: el.naturalWidth, naturalHeight: el.naturalHeight,
-  };
+  const left = px('borderLeftWidth') + px('paddingLeft');
+  const top = px('borderTopWidth') + px('paddingTop');
+  if (el.tagName === 'CANVAS') {
+    return {
+      left, top,
+      width: el.clientWidth - px('paddingLeft') - px('paddingRight'),
+      height: el.clientHeight - px('paddingTop') - px('paddingBottom'),
+      naturalWidth: Number(el.dataset.naturalWidth || el.width),
+      naturalHeight: Number(el.dataset.naturalHeight || el.height),
+    };
+  }
+  return {left, top, width: el.width, height: el.height,
+          naturalWidth: el.naturalWidth, naturalHeight: el.naturalHeight};
 }"""
 
+# Rendered: attached and laid out; an <img> loaded; an element with data-ready says "1".
 _READY = """el => el.isConnected && el.getClientRects().length > 0
-  && (el.tagName !== 'IMG' || (el.complete && el.naturalWidth > 0))"""
+  && (el.tagName !== 'IMG' || (el.complete && el.naturalWidth > 0))
+  && (el.dataset.ready === undefined || el.dataset.ready === '1')"""
 
 
 class Notebook:
@@ -570,7 +649,8 @@ class Notebook:
     # finding and reading
 
     def element(self, css: str, timeout: float | None = None) -> Any:
-        """The one element matching ``css``, once rendered (images: loaded), in view."""
+        """The one element matching ``css``, once rendered (images: loaded; an element with
+        a ``data-ready`` attribute: once it is "1"), in view."""
         locator = self.page.locator(css)
         self.wait_until(lambda: locator.count() == 1 and locator.evaluate(_READY),
                         f"exactly one rendered element {css!r}", timeout)
@@ -606,13 +686,16 @@ class Notebook:
         return self.wait_until(changed, f"{css!r} to change on screen", timeout)
 
     def image_geometry(self, css: str) -> dict[str, float]:
-        """An <img>'s border+padding offset, displayed size and natural size."""
+        """An <img>'s or <canvas>'s border+padding offset, displayed size (CSS pixels) and
+        natural size (an <img>'s pixels; a canvas's ``data-natural-width``/``-height``, the
+        pixels it is drawn in, else its backing-store size)."""
         return dict(self.element(css).evaluate(_IMAGE_GEOMETRY))
 
     def image_offset(self, css: str, x: float, y: float) -> tuple[float, float]:
-        """The element offset of image pixel (x, y) of an <img>, for :meth:`click`/:meth:`drag`.
+        """The element offset of image pixel (x, y) of an <img> or <canvas>, for
+        :meth:`click`/:meth:`drag`; aims at the pixel's centre.
 
-        The inverse of ipyevents' ``dataX``/``dataY``; aims at the pixel's centre.
+        The inverse of a view's ``(clientX - left) * natural / shown`` mapping.
         """
         g = self.image_geometry(css)
         return (g["left"] + (x + 0.5) * g["width"] / g["naturalWidth"],
@@ -620,21 +703,34 @@ class Notebook:
 
     # acting
 
-    def click(self, css: str, x: float, y: float) -> None:
-        """Click the element at CSS pixel offset (x, y) from its top-left corner."""
-        self.element(css).click(position={"x": x, "y": y})
+    def click(self, css: str, x: float, y: float, modifiers: list[str] | None = None) -> None:
+        """Click the element at CSS pixel offset (x, y) from its top-left corner, holding
+        ``modifiers`` (e.g. ``["Shift"]``)."""
+        self.element(css).click(position={"x": x, "y": y}, modifiers=modifiers or [])
+        self.check()
+
+    def press(self, css: str, x: float, y: float) -> None:
+        """Move the mouse to element offset (x, y) and press the button (no release)."""
+        self.move(css, x, y)
+        self.page.mouse.down()
+        self.check()
+
+    def move(self, css: str, x: float, y: float, steps: int = 1) -> None:
+        """Move the mouse to element offset (x, y) in ``steps`` moves."""
+        box = self.element(css).bounding_box()
+        self.page.mouse.move(box["x"] + x, box["y"] + y, steps=steps)
+
+    def release(self) -> None:
+        """Release the mouse button where the mouse is."""
+        self.page.mouse.up()
         self.check()
 
     def drag(self, css: str, start: tuple[float, float], end: tuple[float, float],
              steps: int = 8) -> None:
         """Press the mouse at element offset ``start``, move to ``end`` and release it."""
-        box = self.element(css).bounding_box()
-        mouse = self.page.mouse
-        mouse.move(box["x"] + start[0], box["y"] + start[1])
-        mouse.down()
-        mouse.move(box["x"] + end[0], box["y"] + end[1], steps=steps)
-        mouse.up()
-        self.check()
+        self.press(css, *start)
+        self.move(css, *end, steps=steps)
+        self.release()
 
     # the network
 
@@ -654,7 +750,8 @@ class Notebook:
 @contextlib.contextmanager
 def open_notebook(server: Lab, path: str, browser: Chromium | None = None, run: bool = True,
                   kernel: str | None = "python3", timeout: float = 60) -> Iterator[Notebook]:
-    """Open notebook ``path`` (relative to the served folder) in chromium.
+    """Open notebook ``path`` (relative to the served folder) in chromium: in JupyterLab's
+    page (``/lab``) or, for a :func:`notebook7` server, Notebook 7's (``/notebooks/path``).
 
     Waits for the kernel to be idle and connected, then (``run``) runs every cell and waits
     for the kernel again. ``kernel`` overrides the notebook's kernelspec (None: keep it).
@@ -675,10 +772,17 @@ def open_notebook(server: Lab, path: str, browser: Chromium | None = None, run: 
         context.route(lambda url: not _is_loopback_url(url), outside)
         page = context.new_page()
         notebook = Notebook(page, server, browser, timeout)
-        page.goto(server.url("lab", reset=""), wait_until="domcontentloaded")
+        if server.front == "notebook":
+            page.goto(server.url(f"notebooks/{urllib.parse.quote(path)}"),
+                      wait_until="domcontentloaded")
+        else:
+            page.goto(server.url("lab", reset=""), wait_until="domcontentloaded")
         notebook.wait_until(lambda: page.evaluate("() => !!window.jupyterapp"),
-                            "JupyterLab to load")
-        page.evaluate(_OPEN, {"path": path, "kernel": kernel})
+                            f"{server.name} to load")
+        if server.front == "notebook":
+            page.evaluate(_OPEN_NOTEBOOK7, {"kernel": kernel, "timeout": timeout * 1000})
+        else:
+            page.evaluate(_OPEN, {"path": path, "kernel": kernel})
         stack.callback(lambda: _quietly(lambda: page.evaluate(_SHUTDOWN)))
         notebook.wait_for_kernel()
         if run:

@@ -29,6 +29,8 @@ os.environ["MPLBACKEND"] = "Agg"
 os.environ.pop("HELPERS_TINY_MODELS", None)
 
 NOTEBOOK_TIMES: dict[str, float] = {}
+PAGES: dict[str, dict[str, int]] = {}
+"""Per lesson: its pre-rendered page's height (px), largest cell output (bytes), widgets."""
 
 
 def all_text(folder: Path) -> str:
@@ -190,7 +192,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
     if NOTEBOOK_TIMES:
         terminalreporter.section("notebook run times (tiny mode)")
         for name, seconds in NOTEBOOK_TIMES.items():
-            terminalreporter.write_line(f"{name:40s} {seconds:7.1f} s")
+            page = PAGES.get(name, {})
+            shape = (f"  page {page['height']:6d} px, largest output {page['largest']:7d} B, "
+                     f"{page['widgets']} widget pictures" if "height" in page else "")
+            terminalreporter.write_line(f"{name:40s} {seconds:7.1f} s{shape}")
 
 
 def pytest_unconfigure(config):  # type: ignore[no-untyped-def]

@@ -1,4 +1,10 @@
-"""The browser harness works: an image widget in JupyterLab gets real clicks and drags."""
+"""The browser harness works: an image widget in JupyterLab gets real clicks and drags.
+
+The widget is a tiny anywidget defined in the notebook: an <img> that sends its mouse
+events to the kernel in image pixels, and the kernel draws a dot where it was clicked. It
+needs no widget package beyond anywidget, and checks that anywidget works offline (its
+module comes from the kernel, never from a CDN).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +19,48 @@ from . import browser
 
 pytestmark = [pytest.mark.browser, browser.needs_browser]
 
-NOTEBOOK = '''\
+ESM = """\
+export default {
+  render({ model, el }) {
+    const img = document.createElement("img");
+    img.className = "smoke-image";
+    img.draggable = false;
+    let url = null;
+    const show = () => {
+      if (url) URL.revokeObjectURL(url);
+      url = URL.createObjectURL(new Blob([model.get("value")], { type: "image/png" }));
+      img.src = url;
+    };
+    const report = (event) => {
+      event.preventDefault();
+      const rect = img.getBoundingClientRect();
+      model.send({
+        type: event.type,
+        x: Math.floor((event.clientX - rect.left) * img.naturalWidth / rect.width),
+        y: Math.floor((event.clientY - rect.top) * img.naturalHeight / rect.height),
+      });
+    };
+    for (const type of ["click", "mousedown", "mouseup"]) img.addEventListener(type, report);
+    model.on("change:value", show);
+    show();
+    el.appendChild(img);
+  },
+};
+"""
+
+NOTEBOOK = f'''\
 import io
 import json
 
+import anywidget
 import ipywidgets as widgets
-from ipyevents import Event
+import traitlets
 from PIL import Image, ImageDraw
+
+
+class Picture(anywidget.AnyWidget):
+    _esm = {ESM!r}
+    value = traitlets.Bytes().tag(sync=True)
 
 
 def png(image):
@@ -29,8 +70,7 @@ def png(image):
 
 
 picture = Image.new("RGB", (200, 100), (40, 90, 160))
-image = widgets.Image(value=png(picture), format="png")
-image.add_class("smoke-image")
+image = Picture(value=png(picture))
 label = widgets.Label("[]")
 label.add_class("smoke-label")
 log = widgets.Output()
@@ -40,7 +80,7 @@ seen = []
 
 @log.capture()
 def on_event(event):
-    x, y = event["dataX"], event["dataY"]
+    x, y = event["x"], event["y"]
     seen.append([event["type"], x, y])
     label.value = json.dumps(seen)
     if event["type"] == "click":
@@ -48,9 +88,7 @@ def on_event(event):
         image.value = png(picture)
 
 
-events = Event(source=image, watched_events=["click", "mousedown", "mouseup"],
-               prevent_default_action=True)
-events.on_dom_event(on_event)
+image.on_msg(lambda _widget, content, _buffers: on_event(content))
 widgets.VBox([image, label, log])
 '''
 

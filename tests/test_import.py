@@ -52,6 +52,32 @@ def test_make_lab_allows_root_only_as_root() -> None:
     assert ("--allow-root" in command) == (os.geteuid() == 0), command
 
 
+def test_colab_zip_unpacks_where_the_readme_installs_it(tmp_path: Path) -> None:
+    """The README's Colab cell unzips ``prompting-vision.zip`` into ``course`` and installs
+    ``course``: the archive ``make colab`` writes must hold the package at its top level."""
+    import shutil
+    import zipfile
+
+    import pytest
+
+    root = Path(__file__).resolve().parent.parent
+    if shutil.which("make") is None or shutil.which("git") is None:
+        pytest.skip("make or git is not installed")
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True).returncode:
+        pytest.skip("not a git checkout with a commit")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "unzip -q -o prompting-vision.zip -d course && pip install -q -e course" in readme
+    shown = subprocess.run(["make", "-n", "colab"], cwd=root, capture_output=True, text=True,
+                           check=True).stdout
+    command = next(line for line in shown.splitlines() if "git archive" in line)
+    out = tmp_path / "prompting-vision.zip"
+    subprocess.run(command.replace("build/prompting-vision.zip", str(out)), shell=True,
+                   cwd=root, check=True)
+    names = set(zipfile.ZipFile(out).namelist())
+    assert {"pyproject.toml", "helpers/__init__.py", "notebooks/01_overview.ipynb",
+            "data/manifest.json"} <= names
+
+
 OPTIONAL = {"bitsandbytes": "8-bit Adam on CUDA only, asked for by a setting and said so",
             "sentry_sdk": "comet_ml's own error tracker, closed if it is there"}
 """Third-party modules helpers imports without declaring them, and why."""

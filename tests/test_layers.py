@@ -60,7 +60,8 @@ LAYERS: dict[str, float] = {
     "helpers.dreambooth.cli": 4.7,
     "helpers.dreambooth": 4.8,
     "helpers.dreambooth.__main__": 4.9,
-    # 5: views
+    # 5: views (their static pictures first)
+    "helpers.widgets.static": 4.95,
     "helpers.widgets.picker": 5.0,
     "helpers.widgets.slider": 5.0,
     "helpers.widgets.gallery": 5.0,

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from helpers import lessons
+from helpers.widgets import static
 
-from .conftest import NOTEBOOK_TIMES, all_text
+from . import browser
+from .conftest import NOTEBOOK_TIMES, PAGES, all_text
 
 NOTEBOOKS = lessons.notebooks()
 FAKE_KEY = "FAKEnotebookKEY0123456789PLANTED"
@@ -93,6 +95,57 @@ def test_runs_in_tiny_mode(path: Path, tmp_path: Path) -> None:
              for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert shown, "the lesson showed no pictures"
     assert run.html is not None and run.html.stat().st_size > 10_000
+    views = _widget_views(executed)
+    for i, output in views:  # every widget leaves a picture for pages without a kernel
+        assert static.PICTURE_CLASS in "".join(output["data"].get("text/html", "")), (
+            f"cell {i} shows a widget without a static picture")
+    sizes = [len(json.dumps(o)) for c in executed["cells"] for o in c.get("outputs", [])]
+    PAGES[path.name] = {"largest": max(sizes, default=0), "widgets": len(views)}
+    if browser.skip_reason() is None:
+        PAGES[path.name]["height"] = _check_offline_page(run.html, len(views))
+
+
+def _widget_views(executed: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(cell index, output) of every output that shows a widget."""
+    return [(i, o) for i, c in enumerate(executed["cells"]) if c["cell_type"] == "code"
+            for o in c.get("outputs", []) if static.WIDGET_VIEW in o.get("data", {})]
+
+
+_PICTURES = """sel => [...document.querySelectorAll(sel)].map(img => ({
+    loaded: img.complete && img.naturalWidth > 0,
+    height: img.getBoundingClientRect().height,
+    cell: !!img.closest('.jp-Cell')}))"""
+
+
+def _check_offline_page(page: Path, widgets: int) -> int:
+    """Open the pre-rendered page with the network blocked: every widget's picture must show.
+
+    Returns the page's height in CSS pixels."""
+    outside: list[str] = []
+
+    def only_files(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("file:", "data:")):
+            route.continue_()
+        else:  # nbconvert's own MathJax and require.js come from a CDN: refused here
+            outside.append(url)
+            route.abort()
+
+    with browser.chromium() as chrome:
+        context = chrome.browser.new_context(viewport={"width": 1200, "height": 900})
+        try:
+            tab = context.new_page()
+            tab.route("**/*", only_files)
+            tab.goto(page.as_uri(), wait_until="load")
+            pictures = tab.evaluate(_PICTURES, f"img.{static.PICTURE_CLASS}")
+            height = int(tab.evaluate("() => document.documentElement.scrollHeight"))
+        finally:
+            context.close()
+    assert len(pictures) == widgets, f"{widgets} widgets but {len(pictures)} pictures on the page"
+    for n, seen in enumerate(pictures):
+        assert seen["loaded"] and seen["height"] > 20 and seen["cell"], (n, seen)
+    assert not [u for u in outside if "widget" in u], outside  # no widget manager from a CDN
+    return height
 
 
 def test_lessons_cli_rejects_unknown_notebook(capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,9 +169,12 @@ def test_scrub_writes_machine_paths_relative_and_leaves_pictures() -> None:
                                text=f"saving to {runs}/lesson-04/a; {lessons.ROOT}/data/x.png"),
         nbformat.v4.new_output("execute_result", data={
             "text/plain": f"'{home}/.cache/helpers'", "image/png": f"{home}-not-text"}),
+        nbformat.v4.new_output("stream", name="stderr",
+                               text="/tmp/ipykernel_22504/189506499.py:2: UserWarning: w"),
     ])])
     lessons.scrub(nb, {runs: "runs", str(lessons.ROOT): ".", home: "~"})
-    stream, result = nb.cells[0].outputs
+    stream, result, warning = nb.cells[0].outputs
+    assert warning["text"] == "<cell>:2: UserWarning: w"
     assert stream["text"] == "saving to runs/lesson-04/a; ./data/x.png"
     assert result["data"]["text/plain"] == "'~/.cache/helpers'"
     assert result["data"]["image/png"] == f"{home}-not-text"

@@ -141,8 +141,13 @@ def test_describe_reports_what_this_kernel_uses(monkeypatch: pytest.MonkeyPatch)
 def test_describe_announces_tiny_mode(monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("HELPERS_TINY_MODELS", "1")
+    monkeypatch.setattr(runtime, "_announced", False)
+    assert runtime.describe(announce=False)["tiny_mode"] is True  # a record's call: quiet
+    assert capsys.readouterr().out == ""
     assert runtime.describe()["tiny_mode"] is True
     assert capsys.readouterr().out.strip() == runtime.TINY_LINE
+    runtime.describe()  # once per process: the set-up cell and a later tracking.start
+    assert capsys.readouterr().out == ""
     monkeypatch.delenv("HELPERS_TINY_MODELS")
     assert runtime.describe()["tiny_mode"] is False
     assert capsys.readouterr().out == ""

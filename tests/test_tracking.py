@@ -113,6 +113,52 @@ def test_comet_command_line_reads_the_archive(tmp_path: Path) -> None:
     assert out.stdout.count('"file_upload","visualization"') == 1
 
 
+@pytest.mark.slow
+def test_comet_command_line_reads_an_archive_with_a_late_pick(tmp_path: Path) -> None:
+    run = _everything_logged(tmp_path)
+    run.end()
+    message = widgets.gallery(runs=[run.folder]).pick(0)
+    assert "Comet offline archive" in message
+    comet = Path(sys.executable).with_name("comet")
+    out = subprocess.run([str(comet), "offline", "--csv", str(run.archive)],
+                         capture_output=True, text=True, timeout=120,
+                         env=os.environ | {"COMET_DISABLE_AUTO_LOGGING": "1"})
+    assert out.returncode == 0, out.stderr
+    assert '"data","key","best"' in out.stdout and '"data","value","cat"' in out.stdout
+    assert '"param","prompt","a cat"' in out.stdout
+    assert out.stdout.count('"file_upload","visualization"') == 1
+
+
+def test_an_archive_rewrite_that_fails_leaves_the_old_archive(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import shutil
+
+    run = tracking.start("rewrite", online=False)
+    run.log_image(images.sample("coffee").resize((40, 30)), "cup")
+    run.end()
+    assert run.archive is not None
+    before = run.archive.read_bytes()
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(shutil, "copyfileobj", crash)  # dies half-way through the copy
+        with pytest.raises(OSError, match="disk full"):
+            tracking.comet.add_to_archive(run.archive, ["best:cup"], {"best": "cup"})
+        assert run.archive.read_bytes() == before
+        assert sorted(p.name for p in run.archive.parent.iterdir()) == [run.archive.name]
+        with pytest.warns(UserWarning, match="did not reach the Comet record.*disk full.*kept"):
+            message = widgets.gallery(runs=[run.folder]).pick(0)
+        assert "only" in message and run.archive.read_bytes() == before
+    assert tracking.load_record(run.folder)["picks"][0]["image"] == "cup"
+    not_comet = tmp_path / "other.zip"
+    with zipfile.ZipFile(not_comet, "w") as z:
+        z.writestr("a.txt", "a")
+    with pytest.raises(ValueError, match="not a Comet offline archive"):
+        tracking.comet.add_to_archive(not_comet, ["x"])
+
+
 def test_api_key_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("COMET_API_KEY", FAKE_KEY)
@@ -364,8 +410,11 @@ def test_gallery_groups_and_picks() -> None:
     with zipfile.ZipFile(run.archive) as z:  # type: ignore[arg-type]
         assert json.loads(z.read("experiment.json"))["tags"] == ["best:g1.0"]
     later = widgets.gallery(runs=[run.folder])
-    assert "has ended" in later.pick(0)
+    message = later.pick(0)
+    assert "has ended" in message and "and in its Comet offline archive" in message
     assert "best:g7.5" in tracking.load_record(run.folder)["tags"]
+    with zipfile.ZipFile(run.archive) as z:  # type: ignore[arg-type]
+        assert json.loads(z.read("experiment.json"))["tags"] == ["best:g1.0", "best:g7.5"]
     with pytest.raises(ValueError, match="no logged image has a setting called 'seed'"):
         widgets.gallery("sweep", by="seed")
 

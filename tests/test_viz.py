@@ -100,3 +100,26 @@ def test_heatmap_and_bars_return_images() -> None:
 def test_palette_is_fixed() -> None:
     assert viz.color(0) == viz.color(len(viz.PALETTE))
     assert len(set(viz.PALETTE)) == len(viz.PALETTE)
+
+
+def test_weights_map_shows_both_ends_on_white_and_black() -> None:
+    values = np.zeros((4, 6))
+    values[:, 3:] = 1.0
+    picture = np.asarray(viz.weights(values)).astype(int)
+    low, high = picture[0, 0], picture[0, 5]
+    for background in (0, 255):  # neither end disappears into the page
+        assert np.abs(low - background).max() > 40 and np.abs(high - background).max() > 40
+    assert np.abs(low - high).max() > 100
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        viz.weights(values * 255)
+    with pytest.raises(ValueError, match="2-D"):
+        viz.weights(np.zeros((2, 2, 3)))
+
+
+def test_side_by_side_rows_are_as_high_as_the_tallest_image() -> None:
+    wide, tall = Image.new("RGB", (300, 100), "red"), Image.new("RGB", (100, 200), "blue")
+    row = viz.side_by_side([wide, wide], cell=150)
+    assert row.height == 6 + 50 + 6  # pad, the 150x50 thumbnails, pad: no band around them
+    assert np.asarray(row)[6:56, 6:156].tolist() == np.asarray(wide.resize((150, 50))).tolist()
+    mixed = viz.side_by_side([wide, tall], cell=150)
+    assert mixed.height == 6 + 150 + 6  # the portrait photo sets the row's height

@@ -14,11 +14,18 @@ Images are logged with their prompts as Comet annotations (``tracking.annotation
 with label and score, masks as polygons, points). Images made by helpers functions carry a
 ``Recipe`` (``tracking.recipes``) whose inputs are stored inside the run folder, so
 ``reproduce`` makes the same pixels again, also from a copied folder. The gallery that
-shows a run's images lives in ``helpers.widgets`` (``widgets.gallery``).
+shows a run's images lives in ``helpers.widgets`` (``widgets.gallery``); it draws each
+image with its annotations read back (``LoggedImage.annotated``, ``annotations.decode``).
+
+``pick(image)`` marks an image as the best of its run (a "best:<image>" tag and an "other"
+value ``best``), also after the run ended: the pick reaches the local record and the
+run's Comet record (the offline archive is rewritten, or the online experiment updated).
+``best(project)`` finds the latest pick again, as a ``LoggedImage`` that ``reproduce``
+takes.
 """
 
 from helpers import compat
-from helpers.tracking.annotations import comet_annotations, plain
+from helpers.tracking.annotations import comet_annotations, mask_from_polygons, plain
 from helpers.tracking.comet import (
     DEFAULT_SERVER,
     ONLINE_START_TIMEOUT,
@@ -30,6 +37,7 @@ from helpers.tracking.comet import (
 from helpers.tracking.recipes import RECIPE_KEY, Recipe, kind_of, recipe, reproduce
 from helpers.tracking.record import (
     LoggedImage,
+    best,
     image_path,
     load_record,
     logged_images,
@@ -41,8 +49,9 @@ from helpers.tracking.run import Run, active, pick, start
 
 __all__ = [
     "DEFAULT_SERVER", "ONLINE_START_TIMEOUT", "PROBE_TIMEOUT", "RECIPE_KEY", "LoggedImage",
-    "Recipe", "Run", "active", "api_key", "comet_annotations", "image_path", "kind_of",
-    "load_record", "logged_images", "pick", "plain", "recipe", "reproduce", "runs",
+    "Recipe", "Run", "active", "api_key", "best", "comet_annotations", "image_path",
+    "kind_of", "load_record", "logged_images", "mask_from_polygons", "pick", "plain", "recipe",
+    "reproduce", "runs",
     "runs_dir", "same_pixels", "server_answers", "server_url", "start",
 ]
 

@@ -137,3 +137,92 @@ def comet_annotations(size: tuple[int, int], detections: Detections | None = Non
             layers.append({"name": "prompt points", "data": data})
     # Comet refuses an image whose layer has no data (and drops it): send only full layers
     return plain([layer for layer in layers if layer["data"]])  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------ reading them back
+
+def mask_from_polygons(polygons: Any, size: tuple[int, int]) -> np.ndarray:
+    """The (H, W) bool mask that ``polygons`` fill in an image of ``size`` = (width, height).
+
+    The inverse of ``mask_polygons``: each polygon is a flat ``[x1, y1, x2, y2, ...]`` list
+    of pixels (its outline included). A mask's holes are not kept by ``mask_polygons``, so
+    they come back filled.
+    """
+    import cv2
+
+    w, h = size
+    canvas = np.zeros((int(h), int(w)), np.uint8)
+    shapes = []
+    for polygon in polygons:
+        flat = np.asarray(polygon, dtype=np.float64).reshape(-1)
+        if len(flat) % 2 or not np.isfinite(flat).all():
+            raise ValueError(f"polygon {list(flat[:6])}... is not a flat list of x, y pixels")
+        if len(flat) >= 6:
+            shapes.append(np.round(flat.reshape(-1, 2)).astype(np.int32))
+    if shapes:
+        cv2.fillPoly(canvas, shapes, 1)
+    return canvas.astype(bool)
+
+
+def _layers(image_record: Mapping[str, Any]) -> dict[str, list[Any]]:
+    layers = image_record.get("annotations") or []
+    if not isinstance(layers, list):
+        raise ValueError(f"annotations {layers!r:.60} are not a list of layers")
+    found: dict[str, list[Any]] = {}
+    for layer in layers:
+        data = layer["data"]
+        if not isinstance(data, list):
+            raise ValueError(f"annotation layer {layer.get('name')!r} has no list of data")
+        found.setdefault(str(layer["name"]), []).extend(data)
+    return found
+
+
+def decode(image_record: Mapping[str, Any]) -> dict[str, Any]:
+    """What was logged with an image, back in its pixel frame: the keyword arguments of
+    ``viz.annotate`` (``detections``, ``masks``, ``points``, ``labels``), each None when
+    nothing of it was logged.
+
+    The inverse of ``comet_annotations``: boxes come from the "boxes" layer (clipped to the
+    image, as Comet got them) or else the record's ``detections``; masks are the "masks"
+    layer's polygons filled in again at the record's ``width`` x ``height``; points are the
+    record's own ``points`` and ``labels`` (or else the centres of the "prompt points").
+
+    Raises:
+        KeyError, TypeError, ValueError: a damaged record (a missing field, a wrong shape).
+    """
+    from helpers.detections import Detections
+
+    size = (int(image_record["width"]), int(image_record["height"]))
+    layers = _layers(image_record)
+    boxes, box_labels, box_scores = [], [], []
+    for item in layers.get("boxes", []):
+        for x, y, bw, bh in item["boxes"]:
+            boxes.append([float(x), float(y), float(x) + float(bw), float(y) + float(bh)])
+            box_labels.append(str(item.get("label", "")))
+            box_scores.append(1.0 if item.get("score") is None else float(item["score"]))
+    if not layers.get("boxes") and image_record.get("detections"):
+        for item in image_record["detections"]:
+            boxes.append([float(v) for v in item["xyxy"]])
+            box_labels.append(str(item.get("label", "")))
+            box_scores.append(1.0 if item.get("score") is None else float(item["score"]))
+    detections = Detections(np.asarray(boxes, np.float32).reshape(-1, 4),
+                            np.asarray(box_scores, np.float32), box_labels) if boxes else None
+    masks = [mask_from_polygons(item["points"], size) for item in layers.get("masks", [])]
+    points, labels = image_record.get("points"), image_record.get("labels")
+    if points is None and layers.get("prompt points"):
+        centres, kinds = [], []
+        for item in layers["prompt points"]:
+            for x, y, bw, bh in item["boxes"]:
+                centres.append([float(x) + float(bw) / 2, float(y) + float(bh) / 2])
+                kinds.append(0 if item.get("label") == "exclude" else 1)
+        points, labels = centres, kinds
+    if points is not None:
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        labels = (np.ones(len(points), int) if labels is None
+                  else np.asarray(labels, dtype=int).reshape(-1))
+        if len(labels) != len(points):
+            raise ValueError(f"{len(points)} points but {len(labels)} labels in the record")
+        if not len(points):
+            points = labels = None
+    return {"detections": detections, "masks": np.stack(masks) if masks else None,
+            "points": points, "labels": labels}

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +204,106 @@ def start_experiment(folder: Path, project: str, name: str, tags: Iterable[str],
     why = problem or "it refused the run: is the API key right?"
     offline = make_experiment(folder, project, name, tags, online=False)
     return offline, False, f"the Comet server did not start the run ({why})"
+
+
+# ------------------------------------------------------------------ after the run ended
+_ARCHIVE_LOCK = threading.Lock()
+EXPERIMENT_FILE = "experiment.json"
+MESSAGES_FILE = "messages.json"
+
+
+def add_to_archive(archive: str | Path, tags: Iterable[str] = (),
+                   others: Mapping[str, Any] | None = None) -> Path:
+    """Add tags and "other" values to a finished offline archive, so that ``comet upload
+    <archive>`` carries them; returns the archive.
+
+    An offline archive is a zip of ``experiment.json`` (the experiment: project, times,
+    ``tags``, ...), ``messages.json`` (one JSON message a line, each ``{"payload": {...,
+    "message_id": n}, "type": ...}``; an other value is ``{"payload": {"key", "message_id",
+    "value"}, "type": "log_other"}``) and the files the messages upload. The tags go into
+    ``experiment.json`` (the upload adds them to the experiment), each other value becomes
+    one more ``log_other`` message. Every other member is copied unchanged.
+
+    The new archive is written beside the old one, flushed to disk and renamed over it, so
+    a crash leaves the old archive or the new one, never half of one.
+
+    Raises:
+        ValueError: the file is not a Comet offline archive.
+    """
+    import zipfile
+
+    archive = Path(archive)
+    tmp = archive.with_name(archive.name + ".tmp")
+    with _ARCHIVE_LOCK:
+        try:
+            with zipfile.ZipFile(archive) as old:
+                _rewrite(old, tmp, archive, list(tags), dict(others or {}))
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, archive)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return archive
+
+
+def _rewrite(old: Any, tmp: Path, archive: Path, tags: list[str],
+             others: dict[str, Any]) -> None:
+    import json
+    import shutil
+    import zipfile
+
+    names = old.namelist()
+    if EXPERIMENT_FILE not in names or MESSAGES_FILE not in names:
+        raise ValueError(f"{archive} is not a Comet offline archive (it has no "
+                         f"{EXPERIMENT_FILE} and {MESSAGES_FILE})")
+    experiment = json.loads(old.read(EXPERIMENT_FILE).decode("utf-8"))
+    listed = experiment.setdefault("tags", [])
+    listed.extend(t for t in dict.fromkeys(str(t) for t in tags) if t not in listed)
+    lines = [line for line in old.read(MESSAGES_FILE).decode("utf-8").splitlines()
+             if line.strip()]
+    used = [0]
+    for line in lines:
+        with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+            used.append(int(json.loads(line)["payload"].get("message_id") or 0))
+    for offset, (key, value) in enumerate(others.items(), start=max(used) + 1):
+        lines.append(json.dumps({"payload": {"key": str(key), "message_id": offset,
+                                             "value": value}, "type": "log_other"},
+                                sort_keys=True, separators=(",", ":")))
+    content = {EXPERIMENT_FILE: json.dumps(experiment).encode("utf-8"),
+               MESSAGES_FILE: "".join(line + "\n" for line in lines).encode("utf-8")}
+    with zipfile.ZipFile(tmp, "w", allowZip64=True) as new:
+        for info in old.infolist():
+            member = zipfile.ZipInfo(info.filename, info.date_time)
+            member.compress_type = info.compress_type
+            member.external_attr = info.external_attr
+            if info.filename in content:
+                new.writestr(member, content[info.filename])
+                continue
+            member.file_size = info.file_size  # lets a large member use zip64
+            with old.open(info) as src, new.open(member, "w") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def add_to_experiment(key: str, tags: Iterable[str] = (),
+                      others: Mapping[str, Any] | None = None,
+                      timeout: float | None = None) -> str | None:
+    """Add tags and "other" values to an experiment on the Comet server (an online run that
+    has ended), through ``comet_ml.APIExperiment``; None, or why it did not work (no key,
+    no answer within ``timeout`` seconds, default ``ONLINE_START_TIMEOUT``, or an error)."""
+    secret = api_key()
+    if not secret:
+        return "no Comet API key is configured"
+    tags, others = list(tags), dict(others or {})
+
+    def send() -> None:
+        import comet_ml
+
+        experiment = comet_ml.APIExperiment(api_key=secret, previous_experiment=key)
+        for tag in tags:
+            experiment.add_tag(tag)
+        for name, value in others.items():
+            experiment.log_other(name, value)
+
+    _, problem = with_deadline(send, ONLINE_START_TIMEOUT if timeout is None else timeout)
+    return None if problem is None else problem.replace(secret, "***")

@@ -10,7 +10,8 @@ A run folder ``<runs dir>/<project>/<run id>/`` holds:
 
 Everything a record refers to is relative to its folder, so a copied folder is still a
 whole record. ``load_record`` folds the events into one dict; ``logged_images`` lists the
-images of many runs for a gallery.
+images of many runs for a gallery (each a ``LoggedImage``, which draws itself with what was
+logged with it: ``annotated()``); ``add_pick`` records a pick and ``best`` finds the latest.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from helpers import images
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 RUNS_ENV = "HELPERS_RUNS_DIR"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
@@ -88,7 +92,7 @@ def environment() -> dict[str, Any]:
     env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.system(),
                            "libraries": versions, "tiny_mode": runtime.tiny_mode()}
     with contextlib.suppress(ImportError):
-        env.update({k: v for k, v in runtime.describe().items() if k != "tiny_mode"})
+        env.update({k: v for k, v in runtime.describe(announce=False).items() if k != "tiny_mode"})
     return env
 
 
@@ -176,15 +180,19 @@ def runs(project: str | None = None,
     return sorted(records, key=lambda r: r.get("started", 0))
 
 
-@dataclass
-class LoggedImage:
+@dataclass(repr=False)
+class LoggedImage(Mapping[str, Any]):
     """One logged image with the settings that made it, as a gallery shows it.
+
+    It reads like its image record (``entry["name"]``, ``entry.get("recipe")``), so
+    ``reproduce(entry)`` and ``same_pixels(entry, image)`` take it as they take the record.
 
     Attributes:
         record: the image record (name, file, metadata, recipe, annotations, ...).
         params: the run's parameters overlaid with the image's own metadata.
         run_id, run_name, project: which run logged it.
         folder: the run folder; ``path`` is the PNG file inside it.
+        started: when the run started (seconds since the epoch), None if unknown.
     """
 
     record: dict[str, Any]
@@ -193,7 +201,22 @@ class LoggedImage:
     run_name: str
     project: str
     folder: str
+    started: float | None = None
 
+    # ----------------------------------------------------------- the record, as a mapping
+    def __getitem__(self, key: str) -> Any:
+        return self.record[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.record)
+
+    def __len__(self) -> int:
+        return len(self.record)
+
+    def __bool__(self) -> bool:  # an entry is there, whatever its record holds
+        return True
+
+    # ----------------------------------------------------------- what it is
     @property
     def name(self) -> str:
         """The name the image was logged under."""
@@ -214,43 +237,138 @@ class LoggedImage:
         """"run name / image name", as the gallery shows it."""
         return f"{self.run_name} / {self.name}"
 
+    @property
+    def run_title(self) -> str:
+        """Which run logged it: "project / run name, started <date time>"."""
+        title = f"{self.project} / {self.run_name}"
+        if self.started:
+            title += f", started {time.strftime('%Y-%m-%d %H:%M', time.localtime(self.started))}"
+        return title
+
+    def image(self) -> Image.Image:
+        """The logged picture as it was logged (bare): an RGB PIL image."""
+        return images.load(self.path)
+
+    def annotated(self) -> Image.Image:
+        """The logged picture with what was logged with it drawn on (``viz.annotate``): its
+        masks, its boxes with labels and scores, its include/exclude points.
+
+        Raises:
+            ValueError: the record's annotations cannot be read (a damaged record).
+        """
+        from helpers import viz
+        from helpers.tracking.annotations import decode
+
+        picture = self.image()
+        try:
+            drawn = decode(self.record)
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise ValueError(f"the annotations of image {self.name!r} (run {self.run_id}) "
+                             f"cannot be read: {type(err).__name__}: {err}") from err
+        if drawn["masks"] is not None and drawn["masks"].shape[1:] != (picture.height,
+                                                                        picture.width):
+            raise ValueError(f"the masks of image {self.name!r} are {drawn['masks'].shape[2]}x"
+                             f"{drawn['masks'].shape[1]} but its file is {picture.width}x"
+                             f"{picture.height}")
+        return viz.annotate(picture, **drawn)
+
+    def __repr__(self) -> str:
+        return (f"<logged image {self.record.get('index')} {self.record.get('name')!r} of run "
+                f"{self.project}/{self.run_name}{', recipe' if self.record.get('recipe') else ''}>")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's display
+        printer.text(repr(self))
+
+
+def _records(project: str | None, runs_: Iterable[Any] | None,
+             directory: str | Path | None) -> list[dict[str, Any]]:
+    if runs_ is not None:
+        folders = [Path(getattr(item, "folder", item)) for item in runs_]
+        return [load_record(f) | {"folder": str(f)} for f in folders]
+    return runs(project, directory)
+
+
+def _entries(rec: dict[str, Any]) -> list[LoggedImage]:
+    found = []
+    for image in rec.get("images", []):
+        params = dict(rec.get("params", {}))
+        params.update(image.get("metadata") or {})
+        found.append(LoggedImage(image, params, rec["id"], rec["name"], rec["project"],
+                                 rec["folder"], rec.get("started")))
+    return found
+
 
 def logged_images(project: str | None = None, runs_: Iterable[Any] | None = None,
                   directory: str | Path | None = None) -> list[LoggedImage]:
     """The images of every run of ``project`` (or of all projects), or of ``runs_`` only
     (``Run`` objects or run folders), in the order they were logged."""
-    if runs_ is not None:
-        folders = [Path(getattr(item, "folder", item)) for item in runs_]
-        records = [load_record(f) | {"folder": str(f)} for f in folders]
-    else:
-        records = runs(project, directory)
-    found = []
-    for rec in records:
-        for image in rec.get("images", []):
-            params = dict(rec.get("params", {}))
-            params.update(image.get("metadata") or {})
-            found.append(LoggedImage(image, params, rec["id"], rec["name"], rec["project"],
-                                     rec["folder"]))
-    return found
+    return [entry for rec in _records(project, runs_, directory) for entry in _entries(rec)]
 
 
-def add_pick(folder: Path, image_name: str) -> str:
-    """Record a pick ("best:<image>") in the run folder of a run this process does not
-    hold; returns what happened."""
+def best(project: str | None = None, runs: Iterable[Any] | None = None,
+         directory: str | Path | None = None) -> LoggedImage | None:
+    """The image picked as best (``tracking.pick``, "pick as best" in a gallery), or None.
+
+    Args:
+        project: look at every run of this project (default: every project).
+        runs: or only at these runs (``Run`` objects or run folders).
+        directory: where the run records are (default ``runs_dir()``).
+
+    Returns:
+        The same object ``logged_images`` returns (a ``LoggedImage``, which reads like its
+        record), so ``reproduce(best(...))`` makes its pixels again. When several picks
+        exist, in one run or across the runs, the latest pick wins, whatever order the runs
+        were made in. A pick that names an image its run no longer holds is skipped; a pick
+        recorded by name only (an earlier helpers) means the last image logged under that
+        name. None when nothing was picked.
+    """
+    latest: tuple[float, int, LoggedImage] | None = None
+    order = 0
+    for rec in _records(project, runs, directory):
+        entries = _entries(rec)
+        for chosen in rec.get("picks") or []:
+            order += 1
+            entry = _picked_entry(entries, chosen)
+            if entry is None:
+                continue
+            key = (float(chosen.get("time") or 0.0), order)
+            if latest is None or key > latest[:2]:
+                latest = (*key, entry)
+    return None if latest is None else latest[2]
+
+
+def _picked_entry(entries: list[LoggedImage], chosen: Any) -> LoggedImage | None:
+    if not isinstance(chosen, Mapping):
+        return None
+    index = chosen.get("index")
+    if index is not None:
+        return next((e for e in entries if e.record.get("index") == index), None)
+    named = [e for e in entries if e.record.get("name") == chosen.get("image")]
+    return named[-1] if named else None
+
+
+def add_pick(folder: Path, image_name: str, index: int | None = None) -> dict[str, Any]:
+    """Record a pick of a run this process does not hold in its local record: a pick
+    ``{"image", "index", "time"}``, a tag "best:<image>" and the "other" value ``best``.
+
+    A run another process still writes gets events appended; an ended run gets its
+    ``run.json`` rewritten (atomically). Returns the run's summary (``run.json``).
+    """
     folder = Path(folder)
     tag = f"best:{image_name}"
-    pick = {"image": image_name, "time": time.time()}
-    record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    if record.get("status") == "running":  # another process still writes it: add events
+    pick = {"image": image_name, "index": index, "time": time.time()}
+    header = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    if header.get("status") == "running":  # another process still writes it: add events
         append_event(folder, {"type": "pick", "pick": pick})
         append_event(folder, {"type": "tag", "tag": tag})
-        return f"run {record['name']} is still running elsewhere: {tag!r} added to its record"
-    record.setdefault("picks", []).append(pick)
-    if tag not in record["tags"]:
-        record["tags"].append(tag)
-    write_json(folder / "run.json", record)
-    return (f"run {record['name']} has ended: {tag!r} is saved in its local record "
-            f"({folder / 'run.json'}), not in its Comet archive")
+        append_event(folder, {"type": "other", "key": "best", "value": image_name})
+        return dict(header)
+    header.setdefault("picks", []).append(pick)
+    if tag not in header.setdefault("tags", []):
+        header["tags"].append(tag)
+    header.setdefault("others", {})["best"] = image_name
+    write_json(folder / "run.json", header)
+    return dict(header)
 
 
 def image_path(image_record: dict[str, Any], directory: str | Path | None = None) -> Path:

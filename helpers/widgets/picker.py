@@ -1,16 +1,27 @@
-"""The point and box picker: click on a photo for include/exclude points, drag for a box,
-and the Segment Anything mask follows live.
+"""The point and box picker: click on a photo for include/exclude points, drag (or click two
+corners) for a box, and the Segment Anything mask follows live.
 
 Its state is a ``PromptState``, the undo history of one ``Prompt``; it works and is tested
-without a browser. The ipywidgets view (an ``Image`` with ipyevents mouse events) is built
-only when the picker is shown. Executed headlessly (CI, ``make lessons``), the picker still
-builds and keeps its starting prompts, which is what later cells see.
+without a browser. The view is built only when the picker is shown: an anywidget canvas
+(``_PickerCanvas``, its ES module in ``picker.js``, which anywidget loads from the kernel,
+never from a CDN) inside ipywidgets buttons and labels, so it works in JupyterLab 4,
+Notebook 7, VS Code and Colab without extra widget managers. The browser draws the kernel's
+picture (the photo and the best mask, a JPEG) and, on top of it, the points, the box and
+the rubber band of a drag at once; on mouse up it sends one message to the kernel (see
+``PointPicker.handle_message``), which runs SAM and sends back the new picture.
+
+Displayed, the picker is one output that also carries a static picture of its state
+(``widgets.static``), for pages without a kernel. Executed headlessly (CI, ``make
+lessons``), the picker still builds and keeps its starting prompts, which is what later
+cells see.
 """
 
 from __future__ import annotations
 
+import functools
 import html
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +35,18 @@ if TYPE_CHECKING:
     from helpers.sam import SamResult, Segmenter
 
 MODES = ("include", "exclude", "box")
-MIN_DRAG = 4  # display pixels: a shorter drag is a click
+MIN_DRAG = 4  # display pixels: a shorter press (in both directions) is a click
+MESSAGE_KINDS = ("click", "drag", "cancel")
+PICKER_JS = Path(__file__).with_name("picker.js")
+"""The canvas view's ES module; anywidget sends it from the kernel to the browser."""
+
+_HINTS = {
+    "include": "click: include point · Shift/Alt+click: exclude point · drag: box",
+    "exclude": "click: exclude point · drag: box",
+    "box": "click one corner, then the opposite one (or drag): box · "
+           "Shift/Alt+click: exclude point",
+}
+_CORNER_HINT = "click the opposite corner · Esc forgets the first one"
 
 
 class PromptState:
@@ -113,8 +135,29 @@ class PromptState:
         return state
 
 
+def _coordinate(message: Mapping[str, Any], key: str) -> float:
+    value = message.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"picker message {dict(message)!r}: {key!r} must be a finite number "
+                         f"of display pixels, got {value!r}")
+    return float(value)
+
+
+def _flag(message: Mapping[str, Any], key: str) -> bool:
+    value = message.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"picker message {dict(message)!r}: {key!r} must be true or false, "
+                         f"got {value!r}")
+    return value
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
 class PointPicker:
-    """Click to add include/exclude points, drag to draw a box; the mask follows live.
+    """Click to add include/exclude points, drag (or click two corners) for a box; the mask
+    follows live.
 
     Args:
         segmenter: a ``sam.Segmenter`` (the image embedding is computed once here).
@@ -123,9 +166,11 @@ class PointPicker:
             lessons``), these are what the notebook's later cells see.
         display: the long side, in pixels, of the picture shown in the notebook.
 
-    A click adds a point in the current mode ("include" or "exclude"); a click with Shift
-    or Alt held adds an exclude point; a drag draws the box. Undo and Clear take prompts back.
-    ``.points``, ``.labels``, ``.box`` and ``.result`` always reflect the current prompts.
+    A click adds a point in the current mode ("include" or "exclude"); in "box" mode the
+    first click sets one corner of the box and the second the opposite one. A click with
+    Shift or Alt held adds an exclude point in every mode; a drag draws the box in every
+    mode. Undo and Clear take prompts back. ``.points``, ``.labels``, ``.box`` and
+    ``.result`` always reflect the current prompts.
     """
 
     def __init__(self, segmenter: Segmenter, image: Any, points: Any = None,
@@ -133,6 +178,9 @@ class PointPicker:
                  multimask: bool = True) -> None:
         from helpers import images
 
+        if isinstance(display, bool) or not isinstance(display, (int, float)) \
+                or not display >= 1:
+            raise ValueError(f"display {display!r} must be a number of pixels, at least 1")
         self.segmenter = segmenter
         self.image = images.load(image)
         segmenter.set_image(self.image)
@@ -142,13 +190,14 @@ class PointPicker:
             labs = [1] * len(pts)
         self.state = PromptState(self.image.size, pts, labs, box)
         self.multimask = multimask
-        self.mode = "include"
+        self._mode = "include"
+        self._corner: tuple[float, float] | None = None  # box mode's first click, display px
         scale = min(1.0, display / max(self.image.size))
         self.display_size = (max(1, round(self.image.width * scale)),
                              max(1, round(self.image.height * scale)))
         self._base = self.image.resize(self.display_size) if scale < 1 else self.image.copy()
-        self._press: tuple[float, float] | None = None
         self._view: Any = None
+        self._failed = False  # the errors Output shows something
         self.result: SamResult | None = None
         self.update()
 
@@ -168,6 +217,25 @@ class PointPicker:
         """(x1, y1, x2, y2) box prompt in original-image pixels, or None."""
         return self.state.box
 
+    @property
+    def mode(self) -> str:
+        """What a plain click does: "include", "exclude" or "box" (a corner of the box)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise ValueError(f"mode {value!r} is not one of {', '.join(map(repr, MODES))}")
+        if value != self._mode:
+            self._mode = value
+            self._corner = None
+        self._sync()
+
+    @property
+    def corner(self) -> tuple[float, float] | None:
+        """In "box" mode after one click: that first corner in original pixels, else None."""
+        return None if self._corner is None else self.to_image(*self._corner)
+
     def to_image(self, x: float, y: float) -> tuple[float, float]:
         """Display pixels -> original image pixels (clamped inside the image)."""
         sx = self.image.width / self.display_size[0]
@@ -184,16 +252,21 @@ class PointPicker:
 
     def drag(self, x1: float, y1: float, x2: float, y2: float) -> None:
         """Set the box from a drag between two original-pixel corners."""
+        self._corner = None
         self.state.set_box(x1, y1, x2, y2)
         self.update()
 
     def undo(self) -> None:
-        """Take back the last prompt change and update the mask."""
-        if self.state.undo():
+        """Take back the last prompt change (or a box's first corner) and update the mask."""
+        if self._corner is not None:
+            self._corner = None
+            self._sync()
+        elif self.state.undo():
             self.update()
 
     def clear(self) -> None:
         """Remove every prompt (undo brings them back)."""
+        self._corner = None
         self.state.clear()
         self.update()
 
@@ -207,7 +280,59 @@ class PointPicker:
         """Load prompts saved with ``save`` (for the same image size)."""
         self.state = PromptState.from_json(Path(path).read_text(encoding="utf-8"),
                                            self.image.size)
+        self._corner = None
         self.update()
+
+    # ------------------------------------------------------------ messages from the view
+    def handle_message(self, message: Mapping[str, Any]) -> None:
+        """Act on one message of the canvas view, in display pixels (the browser sends one
+        on each mouse up):
+
+        - ``{"kind": "click", "x": 100, "y": 80, "shift": False, "alt": False}``: with Shift
+          or Alt an exclude point; else, in "include" or "exclude" mode, a point of that
+          kind, and in "box" mode the box's first corner or, once that is set, the opposite
+          corner (which sets the box).
+        - ``{"kind": "drag", "x0": 40, "y0": 30, "x1": 200, "y1": 150}``: the box between the
+          press and the release. A drag shorter than ``MIN_DRAG`` in both directions is a
+          click at the release (``shift``/``alt`` count as for a click).
+        - ``{"kind": "cancel"}``: forget a box's first corner (Esc).
+
+        Other keys (the view's ``seq``) are ignored. Raises ``ValueError`` naming the bad
+        value for a message of another kind, or with a coordinate that is not a number.
+        """
+        if not isinstance(message, Mapping):
+            raise ValueError(f"a picker message is a dict with a 'kind', got {message!r}")
+        kind = message.get("kind")
+        if kind == "cancel":
+            if self._corner is not None:
+                self._corner = None
+                self._sync()
+        elif kind == "click":
+            x, y = _coordinate(message, "x"), _coordinate(message, "y")
+            self._click_at(x, y, _flag(message, "shift") or _flag(message, "alt"))
+        elif kind == "drag":
+            x0, y0, x1, y1 = (_coordinate(message, k) for k in ("x0", "y0", "x1", "y1"))
+            exclude = _flag(message, "shift") or _flag(message, "alt")
+            if abs(x1 - x0) < MIN_DRAG and abs(y1 - y0) < MIN_DRAG:
+                self._click_at(x1, y1, exclude)
+            else:
+                self.drag(*self.to_image(x0, y0), *self.to_image(x1, y1))
+        else:
+            raise ValueError(f"picker message kind {kind!r} is not one of "
+                             f"{', '.join(map(repr, MESSAGE_KINDS))} (message {message!r})")
+
+    def _click_at(self, x: float, y: float, exclude: bool) -> None:
+        """A click at display pixel (x, y), as ``handle_message`` describes."""
+        if exclude:
+            self.click(*self.to_image(x, y), label=EXCLUDE)
+        elif self.mode != "box":
+            self.click(*self.to_image(x, y))
+        elif self._corner is None:
+            self._corner = (x, y)
+            self._sync()
+        else:
+            (x0, y0), self._corner = self._corner, None
+            self.drag(*self.to_image(x0, y0), *self.to_image(x, y))
 
     # ------------------------------------------------------------ model and picture
     def update(self) -> None:
@@ -217,28 +342,83 @@ class PointPicker:
         else:
             self.result = self.segmenter.predict(prompt=self.state.prompt,
                                                  multimask=self.multimask)
-        if self._view is not None:
-            self._refresh()
+        self._refresh()
 
-    def render(self) -> Image.Image:
-        """The display-size picture: best mask, box and points over the photo."""
+    def _display_scale(self) -> tuple[float, float]:
+        return (self.display_size[0] / self.image.width,
+                self.display_size[1] / self.image.height)
+
+    def render(self, prompts: bool = True) -> Image.Image:
+        """The display-size picture: best mask, box and points over the photo.
+
+        With ``prompts=False`` only the photo and the mask: what the live view gets from
+        the kernel (the browser draws the points and the box itself).
+        """
         from PIL import Image as PILImage
 
         from helpers import viz
 
-        sx = self.display_size[0] / self.image.width
-        sy = self.display_size[1] / self.image.height
+        sx, sy = self._display_scale()
         masks = None
         if self.result is not None:
             small = PILImage.fromarray(self.result.best).resize(self.display_size,
                                                                 PILImage.Resampling.NEAREST)
             masks = np.asarray(small)[None]
+        if not prompts:
+            return viz.annotate(self._base, masks=masks)
         points = [(x * sx, y * sy) for x, y in self.state.points] or None
         box = None if self.state.box is None else [
             self.state.box[0] * sx, self.state.box[1] * sy,
             self.state.box[2] * sx, self.state.box[3] * sy]
         return viz.annotate(self._base, points=points, labels=self.state.labels or None,
                             box=box, masks=masks)
+
+    def _thumbnails(self) -> list[Image.Image]:
+        """One small picture per candidate mask (best first); none without a result."""
+        from PIL import Image as PILImage
+
+        from helpers import viz
+
+        if self.result is None:
+            return []
+        size = (max(1, self.display_size[0] // 3), max(1, self.display_size[1] // 3))
+        base = self._base.resize(size)
+        return [viz.overlay_masks(base, PILImage.fromarray(mask).resize(
+                    size, PILImage.Resampling.NEAREST)) for mask in self.result.masks]
+
+    def picture(self) -> Image.Image:
+        """A static picture of the picker now: ``render()`` and, under it, the candidate
+        masks with their scores, best first (for pages without a kernel; see
+        ``widgets.static``)."""
+        from PIL import Image as PILImage
+        from PIL import ImageDraw, ImageFont
+
+        shown = self.render()
+        thumbs = self._thumbnails()
+        if self.result is None or not thumbs:
+            return shown
+        pad, line = 6, 14
+        try:
+            font: Any = ImageFont.load_default(size=11)
+        except (TypeError, OSError):  # Pillow without FreeType
+            font = ImageFont.load_default()
+        fit = (shown.width - pad * (len(thumbs) + 1)) / (len(thumbs) * thumbs[0].width)
+        if fit < 1:  # side by side under the picture, no wider than it
+            thumbs = [t.resize((max(1, int(t.width * fit)), max(1, int(t.height * fit))))
+                      for t in thumbs]
+        tw, th = thumbs[0].size
+        strip = (pad + len(thumbs) * (tw + pad), pad + th + 3 + 2 * line + pad)
+        out = PILImage.new("RGB", (max(shown.width, strip[0]), shown.height + strip[1]),
+                           (255, 255, 255))
+        out.paste(shown, (0, 0))
+        draw = ImageDraw.Draw(out)
+        for i, (thumb, score) in enumerate(zip(thumbs, self.result.scores)):
+            x, y = pad + i * (tw + pad), shown.height + pad
+            out.paste(thumb, (x, y))
+            draw.text((x, y + th + 3), f"candidate {i + 1}", fill=(20, 20, 20), font=font)
+            draw.text((x, y + th + 3 + line), f"score {score:.3f}", fill=(20, 20, 20),
+                      font=font)
+        return out
 
     @staticmethod
     def _encode(img: Image.Image) -> bytes:
@@ -250,101 +430,176 @@ class PointPicker:
         return buffer.getvalue()
 
     def status(self) -> str:
-        """One line of text: the prompts in original pixels and the best score."""
+        """One line of text: the mode, the prompts in original pixels and the best score."""
         pts = ", ".join(f"({x:.0f}, {y:.0f}){'+' if lab else '-'}"
                         for (x, y), lab in zip(self.state.points, self.state.labels))
         box = "none" if self.state.box is None else "[" + ", ".join(
             f"{v:.0f}" for v in self.state.box) + "]"
         score = "" if self.result is None else f" | best score {self.result.scores[0]:.3f}"
-        return f"mode: {self.mode} | points: {pts or 'none'} | box: {box}{score}"
+        mode = self.mode
+        corner = self.corner
+        if corner is not None:
+            mode += f" (first corner at ({corner[0]:.0f}, {corner[1]:.0f}): " \
+                    "click the opposite corner)"
+        return f"mode: {mode} | points: {pts or 'none'} | box: {box}{score}"
 
     # ------------------------------------------------------------ the view
     @property
     def widget(self) -> Any:
-        """The ipywidgets view, built on first use."""
+        """The ipywidgets view (the canvas with its buttons and labels), built on first use."""
         if self._view is None:
             self._view = self._build()
             self._refresh()
         return self._view
 
+    def _style(self) -> dict[str, Any]:
+        """How the browser draws the prompts: ``viz.annotate``'s colours and sizes."""
+        from helpers import viz
+
+        long = max(self.display_size)
+        return {"include": _hex(viz.POSITIVE), "exclude": _hex(viz.NEGATIVE),
+                "box": _hex(viz.PROMPT_BOX), "radius": max(5, round(long / 45)),
+                "line": max(2, round(long / 160)) + 1}
+
     def _build(self) -> Any:
         import ipywidgets as w
-        from ipyevents import Event
 
-        self._picture = w.Image(format="jpeg", layout=w.Layout(
-            width=f"{self.display_size[0]}px", height=f"{self.display_size[1]}px"))
-        self._picture.add_class("pv-picker-image")
+        width, height = self.display_size
+        self._canvas = _canvas_class()(width=width, height=height, min_drag=MIN_DRAG,
+                                       style=self._style(), mode=self.mode)
+        self._canvas.add_class("pv-picker-canvas")
+        self._canvas.on_msg(self._on_canvas_message)
         self._status = w.HTML()
         self._status.add_class("pv-picker-status")
         self._candidates = w.HBox()
+        self._candidates.add_class("pv-picker-candidates")
         self._errors = w.Output()
         self._errors.add_class("pv-picker-errors")
-        modes = w.ToggleButtons(options=list(MODES), value=self.mode,
-                                tooltips=["click adds an include point",
-                                          "click adds an exclude point",
-                                          "drag draws a box"])
-        modes.observe(lambda change: self._set_mode(change["new"]), names="value")
+        self._modes = w.ToggleButtons(options=list(MODES), value=self.mode,
+                                      tooltips=["click adds an include point",
+                                                "click adds an exclude point",
+                                                "click two corners (or drag) for a box"])
+        self._modes.add_class("pv-picker-modes")
+        self._modes.observe(lambda change: self._guard(setattr, self, "mode", change["new"]),
+                            names="value")
         undo = w.Button(description="Undo", icon="undo")
         clear = w.Button(description="Clear", icon="trash")
+        undo.add_class("pv-picker-undo")
+        clear.add_class("pv-picker-clear")
         undo.on_click(lambda _b: self._guard(self.undo))
         clear.on_click(lambda _b: self._guard(self.clear))
-        self._events = Event(source=self._picture, watched_events=["mousedown", "mouseup"],
-                             prevent_default_action=True)
-        self._events.on_dom_event(lambda event: self._guard(self.handle_event, event))
-        toolbar = w.HBox([modes, undo, clear])
-        return w.VBox([toolbar, self._picture, self._status, self._candidates, self._errors])
-
-    def _set_mode(self, mode: str) -> None:
-        self.mode = mode
-        self._refresh()
+        toolbar = w.HBox([self._modes, undo, clear])
+        return w.VBox([toolbar, self._canvas, self._status, self._candidates, self._errors])
 
     def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
-        with self._errors:  # errors in a handler show up under the picture
-            fn(*args)
+        """Run a handler of the view; what goes wrong shows up under the picture (a bad
+        prompt as one line, anything else with its traceback)."""
+        if self._failed:  # the last action's error goes with the next action
+            self._errors.clear_output()
+            self._failed = False
+        with self._errors:
+            try:
+                fn(*args)
+            except ValueError as error:
+                self._failed = True
+                print(f"{type(error).__name__}: {error}")
+            except BaseException:
+                self._failed = True
+                raise  # the Output shows the traceback
 
-    def handle_event(self, event: dict[str, Any]) -> None:
-        """Handle one ipyevents mouse event (``mousedown``/``mouseup`` with ``dataX``/``dataY``
-        in display pixels): a short press is a click, a longer one a drag."""
-        x, y = float(event.get("dataX", 0)), float(event.get("dataY", 0))
-        if event["type"] == "mousedown":
-            self._press = (x, y)
+    def _on_canvas_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """A message from the canvas: handle it, then answer with the new state and the
+        message's ``seq`` in one update, so the browser drops what it drew ahead. The
+        status line follows that update (what it says, the canvas knows)."""
+        with self._status.hold_sync(), self._canvas.hold_sync():
+            try:
+                self._guard(self.handle_message, content)
+            finally:
+                self._sync()
+                seq = content.get("seq") if isinstance(content, Mapping) else None
+                if isinstance(seq, int) and not isinstance(seq, bool):
+                    self._canvas.ack = max(self._canvas.ack, seq)
+
+    def _status_html(self) -> str:
+        hint = _CORNER_HINT if self._corner is not None else _HINTS[self.mode]
+        return (f"<code>{html.escape(self.status())}</code><br>"
+                f"<small>{html.escape(hint)}</small>")
+
+    def _sync(self) -> None:
+        """Send the prompts (display pixels), the mode and the status to the view: cheap,
+        no picture."""
+        if self._view is None:
             return
-        if event["type"] != "mouseup" or self._press is None:
-            return
-        (x0, y0), self._press = self._press, None
-        if abs(x - x0) >= MIN_DRAG or abs(y - y0) >= MIN_DRAG:
-            self.drag(*self.to_image(x0, y0), *self.to_image(x, y))
-        elif self.mode == "box":
-            return
-        else:
-            exclude = bool(event.get("shiftKey") or event.get("altKey"))
-            self.click(*self.to_image(x, y), label=0 if exclude else None)
+        sx, sy = self._display_scale()
+
+        def shown(x: float, y: float) -> list[float]:  # prompts are float32: round the noise
+            return [round(x * sx, 3), round(y * sy, 3)]
+
+        box = self.state.box
+        canvas = self._canvas
+        with canvas.hold_sync():
+            canvas.points = [shown(x, y) for x, y in self.state.points]
+            canvas.labels = self.state.labels
+            canvas.box = [] if box is None else [*shown(box[0], box[1]), *shown(box[2], box[3])]
+            canvas.corner = [] if self._corner is None else list(self._corner)
+            canvas.mode = self.mode
+        self._modes.value = self.mode
+        self._status.value = self._status_html()
 
     def _refresh(self) -> None:
+        """Redraw the view after a prompt change: the picture, the candidates, the rest."""
+        if self._view is None:
+            return
         import ipywidgets as w
 
-        from helpers import viz
-
-        self._picture.value = self._encode(self.render())
-        self._status.value = f"<code>{html.escape(self.status())}</code>"
+        with self._canvas.hold_sync():
+            self._canvas.picture = self._encode(self.render(prompts=False))
+            self._sync()
         thumbs = []
         if self.result is not None:
-            from PIL import Image as PILImage
-
-            size = (max(1, self.display_size[0] // 3), max(1, self.display_size[1] // 3))
-            base = self._base.resize(size)
-            for i, (mask, score) in enumerate(zip(self.result.masks, self.result.scores)):
-                small = PILImage.fromarray(mask).resize(size, PILImage.Resampling.NEAREST)
-                picture = viz.overlay_masks(base, small)
+            for i, (picture, score) in enumerate(zip(self._thumbnails(), self.result.scores)):
                 thumbs.append(w.VBox([w.Image(value=self._encode(picture), format="jpeg"),
                                       w.HTML(f"<small>candidate {i + 1}: score "
                                              f"{score:.3f}</small>")]))
         self._candidates.children = thumbs
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from helpers.widgets import static
 
-        display(self.widget)
+        static.show(self.widget, self.picture(), alt=f"SAM point picker: {self.status()}",
+                    caption=self.status())
 
     def __repr__(self) -> str:
         return f"PointPicker({self.status()})"
+
+
+@functools.cache
+def _canvas_class() -> type[Any]:
+    """``_PickerCanvas``, the anywidget canvas of the view, made on first use: anywidget
+    imports ipywidgets, and importing helpers stays cheap without a notebook."""
+    import anywidget
+    import traitlets as t
+
+    class _PickerCanvas(anywidget.AnyWidget):  # type: ignore[misc]
+        """The kernel's picture and the prompts, in display pixels, for ``picker.js``.
+
+        The browser only reads these traits; it sends what the mouse did as messages
+        (``PointPicker.handle_message``), each with a ``seq`` that the kernel hands back in
+        ``ack`` with the state that follows from it.
+        """
+
+        _esm = PICKER_JS
+        picture = t.Bytes(b"", help="JPEG of the photo and the best mask").tag(sync=True)
+        width = t.Int(1, help="display width, in CSS pixels").tag(sync=True)
+        height = t.Int(1, help="display height, in CSS pixels").tag(sync=True)
+        # display pixels: [[x, y], ...]; [1 or 0, ...]; [] or [x1, y1, x2, y2]; [] or [x, y]
+        points: t.List[Any] = t.List(help="point prompts").tag(sync=True)
+        labels: t.List[Any] = t.List(help="1 include, 0 exclude").tag(sync=True)
+        box: t.List[Any] = t.List(help="the box prompt, or []").tag(sync=True)
+        corner: t.List[Any] = t.List(help="a box's first corner in box mode").tag(sync=True)
+        mode = t.Unicode("include", help="one of MODES").tag(sync=True)
+        min_drag = t.Int(MIN_DRAG, help="a shorter press is a click").tag(sync=True)
+        style = t.Dict(help="colours and sizes of points and box").tag(sync=True)
+        ack = t.Int(0, help="seq of the last message handled").tag(sync=True)
+
+    return _PickerCanvas

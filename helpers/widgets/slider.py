@@ -53,8 +53,16 @@ class ThresholdSlider:
         buffer = io.BytesIO()
         self.render().save(buffer, format="JPEG", quality=90)
         self._picture.value = buffer.getvalue()
-        self._count.value = (f"{len(self.detections)} of {len(self.all)} boxes at threshold "
-                             f"{self.threshold:.2f}")
+        self._count.value = self.status()
+
+    def status(self) -> str:
+        """One line: how many boxes are kept at the current threshold."""
+        return (f"{len(self.detections)} of {len(self.all)} boxes at threshold "
+                f"{self.threshold:.2f}")
+
+    def picture(self) -> Image.Image:
+        """A static picture of the slider's state (for pages without a kernel)."""
+        return self.render()
 
     @property
     def widget(self) -> Any:
@@ -72,9 +80,10 @@ class ThresholdSlider:
         return self._view
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from helpers.widgets import static
 
-        display(self.widget)
+        static.show(self.widget, self.picture(), alt="threshold slider: " + self.status(),
+                    caption=self.status(), text=repr(self))
 
     def __repr__(self) -> str:
         kept, total = len(self.detections), len(self.all)

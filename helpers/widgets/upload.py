@@ -4,7 +4,10 @@ training on their own subject in lesson 5)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 class PhotoUpload:
@@ -53,10 +56,40 @@ class PhotoUpload:
             self._view = w.VBox([button, self._status])
         return self._view
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def hint(self) -> str:
+        """One line: where chosen photos go and how many were saved."""
+        return (f"Add photos: they go to {self.folder} "
+                f"({len(self.saved)} saved so far; needs a running kernel)")
 
-        display(self.widget)
+    def picture(self, thumb: int = 96) -> Image.Image:
+        """A static picture of the button and the photos saved so far (for pages without a
+        kernel): a drawn "Add photos" button, then a thumbnail of each saved photo."""
+        from PIL import Image as PILImage
+        from PIL import ImageDraw
+
+        from helpers import images
+
+        shown = self.saved[:8]
+        width = max(360, 8 + len(shown) * (thumb + 8))
+        canvas = PILImage.new("RGB", (width, 44 + (thumb + 8 if shown else 0)), "white")
+        draw = ImageDraw.Draw(canvas)
+        draw.rounded_rectangle([8, 8, 124, 36], radius=4, fill="#e0e0e0", outline="#9e9e9e")
+        draw.text((22, 16), "Add photos", fill="black")
+        draw.text((136, 16), f"{len(self.saved)} photo(s) saved", fill="#424242")
+        for i, path in enumerate(shown):
+            try:
+                photo = images.load(path)
+            except (OSError, ValueError):
+                continue  # a file that is not a photo stays out of the picture
+            photo.thumbnail((thumb, thumb))
+            canvas.paste(photo, (8 + i * (thumb + 8), 44))
+        return canvas
+
+    def _ipython_display_(self) -> None:
+        from helpers.widgets import static
+
+        static.show(self.widget, self.picture(), alt="photo upload button", caption=self.hint(),
+                    text=repr(self))
 
     def __repr__(self) -> str:
         return f"PhotoUpload({str(self.folder)!r}, saved={len(self.saved)})"
