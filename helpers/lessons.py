@@ -64,13 +64,15 @@ def execute(path: Path, mode: str = "tiny", timeout: int = 1800,
     if not path.exists():
         raise FileNotFoundError(f"notebook {str(path)!r} does not exist")
     nb = nbformat.read(path, as_version=4)
-    saved = {k: os.environ.get(k) for k in ("HELPERS_TINY_MODELS", *(env or {}))}
+    saved = {k: os.environ.get(k)
+             for k in ("HELPERS_TINY_MODELS", "HELPERS_TEXT_PROGRESS", *(env or {}))}
     os.environ["HELPERS_TINY_MODELS"] = "1" if mode == "tiny" else "0"
+    os.environ["HELPERS_TEXT_PROGRESS"] = "1"  # bars as text: the page keeps their last state
     os.environ.update(env or {})
     try:
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}},
-                                store_widget_state=True)
+                                store_widget_state=True, coalesce_streams=True)
         start = time.perf_counter()
         client.execute()
         seconds = time.perf_counter() - start
@@ -114,7 +116,7 @@ def html_page(nb: Any) -> str:
 
 
 TEXT_TYPES = ("text/plain", "text/html", "text/markdown")
-CELL_FILE = re.compile(r"\S*ipykernel_\d+[/\\]\d+\.py")
+CELL_FILE = re.compile(r"[^\s:'\"]{0,200}ipykernel_\d+[/\\]\d+\.py")
 """The temporary file ipykernel names a cell's code by, in warnings and tracebacks."""
 
 
@@ -124,7 +126,8 @@ def scrub(nb: object, paths: dict[str, str]) -> None:
     order = sorted((p for p in paths if p and p != os.sep), key=len, reverse=True)
 
     def clean(text: str) -> str:
-        text = CELL_FILE.sub("<cell>", text)  # where a warning names the cell's code
+        if "ipykernel_" in text:  # where a warning names the cell's code
+            text = CELL_FILE.sub("<cell>", text)
         for found in order:
             text = text.replace(found, paths[found])
         return text

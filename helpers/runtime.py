@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     import torch
 
 TINY_ENV = "HELPERS_TINY_MODELS"
+TEXT_PROGRESS_ENV = "HELPERS_TEXT_PROGRESS"
+"""Set to 1 (``make lessons`` does) for progress bars as text lines instead of widgets."""
 DEVICES = ("cuda", "mps", "cpu")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -139,6 +141,24 @@ def generator(seed: int, device_name: str = "cpu") -> torch.Generator:
     gen = torch.Generator(device=device_name)
     gen.manual_seed(seed)
     return gen
+
+
+def progress(iterable: Any = None, **kwargs: Any) -> Any:
+    """A tqdm progress bar (arguments as ``tqdm``'s): a widget in a live notebook, a text
+    line on stdout when ``HELPERS_TEXT_PROGRESS=1``. A pre-rendered page keeps a text bar's
+    last state; a widget bar's saved output would still read 0 %."""
+    import sys
+
+    if os.environ.get(TEXT_PROGRESS_ENV, "").strip().lower() in _TRUE:
+        from tqdm.std import tqdm
+
+        kwargs.setdefault("file", sys.stdout)
+        kwargs.setdefault("mininterval", 2.0)
+        kwargs.setdefault("ascii", True)
+        return tqdm(iterable, **kwargs)
+    from tqdm.auto import tqdm as auto
+
+    return auto(iterable, **kwargs)
 
 
 def set_threads(n: int | None = None) -> int:

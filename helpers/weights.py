@@ -127,14 +127,14 @@ def _stream(url: str, part: Path, timeout: float, progress: bool) -> str:
     """Write ``url`` into ``part`` with a progress bar; returns the SHA-256 of what came."""
     import urllib.request
 
-    from tqdm.auto import tqdm
+    from helpers import runtime
 
     digest = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         if total and shutil.disk_usage(part.parent).free < total:
             raise OSError(errno.ENOSPC, "not enough space", str(part.parent))
-        with open(part, "wb") as fh, tqdm(total=total, unit="B", unit_scale=True,
+        with open(part, "wb") as fh, runtime.progress(total=total, unit="B", unit_scale=True,
                                           desc=part.name.removesuffix(".part"),
                                           disable=not progress) as bar:
             while block := response.read(1 << 20):

@@ -151,3 +151,15 @@ def test_describe_announces_tiny_mode(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.delenv("HELPERS_TINY_MODELS")
     assert runtime.describe()["tiny_mode"] is False
     assert capsys.readouterr().out == ""
+
+
+def test_progress_is_text_for_pre_rendered_pages(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import tqdm.std
+
+    monkeypatch.setenv(runtime.TEXT_PROGRESS_ENV, "1")
+    bar = runtime.progress(range(3), desc="steps", mininterval=0)
+    assert type(bar) is tqdm.std.tqdm  # not the notebook widget
+    assert list(bar) == [0, 1, 2]
+    out = capsys.readouterr().out
+    assert "steps: 100%" in out and "3/3" in out.rsplit("\r", 1)[-1]

@@ -241,12 +241,10 @@ def class_images(config: DreamBoothConfig, pipe: Any = None,
         "guidance_scale": config.guidance_scale}, indent=2) + "\n", encoding="utf-8")
     missing = [i for i in range(config.num_class_images)
                if not (folder / f"class-{i:04d}.png").exists()]
-    from tqdm.auto import tqdm
-
     print(f"Drawing {len(missing)} class image(s) of {config.class_prompt!r} into {folder} "
           "(once: they are cached for every later run)")
     started = time.perf_counter()
-    for start in tqdm(range(0, len(missing), batch_size), desc="class images",
+    for start in runtime.progress(range(0, len(missing), batch_size), desc="class images",
                       disable=len(missing) <= batch_size):
         if start == batch_size:  # one batch drawn: say what the rest will take
             each = (time.perf_counter() - started) / batch_size

@@ -300,10 +300,10 @@ def _announce(s: _Session) -> None:
 
 
 def _steps(s: _Session) -> None:
-    from tqdm.auto import tqdm
+    from helpers import runtime
 
     cfg = s.cfg
-    bar = tqdm(total=cfg.max_steps, initial=s.start_step, desc="DreamBooth",
+    bar = runtime.progress(total=cfg.max_steps, initial=s.start_step, desc="DreamBooth",
                disable=not s.main, unit="step")
     try:
         for step in range(s.start_step, cfg.max_steps):
