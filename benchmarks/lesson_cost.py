@@ -48,11 +48,11 @@ COUNTS: dict[int, dict[str, float]] = {
     # at 256 px: 8 class images and 3 validations x 2 prompts drawn by the base pipeline with
     # the LCM-LoRA (4 steps, SD's VAE decodes), 4 pictures and 1 inpainting by the LCM names
     # (TAESD), 28 VAE encodes before training, 61 training steps, 54 evaluation passes; then
-    # section 9's run without prior preservation: 12 VAE encodes (photos only), 61 steps on
-    # the photo alone, 36 evaluation passes and 2 x 2 validation pictures
-    5: {"unet_lcm_256": 92, "vae_decode_256": 18, "taesd_decode_256": 5, "taesd_encode_256": 1,
-        "vae_encode_256": 40, "train_256": 61, "train_256_noprior": 61, "unet_256": 90,
-        "text_encode": 24},
+    # section 9's run without prior preservation and without validations: 12 VAE encodes
+    # (photos only), 61 steps on a photo alone, one 4-step picture by sd15-lcm (TAESD)
+    5: {"unet_lcm_256": 80, "vae_decode_256": 14, "taesd_decode_256": 6, "taesd_encode_256": 1,
+        "vae_encode_256": 40, "train_256": 61, "train_256_noprior": 61, "unet_256": 54,
+        "text_encode": 22},
 }
 
 
