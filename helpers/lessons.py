@@ -103,7 +103,8 @@ def html_page(nb: Any) -> str:
     Each widget's output carries a static picture (``helpers.widgets.static``) beside its
     live view; without a kernel the live view could only be drawn by the widget manager's
     JavaScript from a CDN. The page therefore leaves the saved widget state out, so that
-    nbconvert shows each widget's picture and adds no script from the network.
+    nbconvert shows each widget's picture and loads no widget manager. (nbconvert's page
+    still asks a CDN for MathJax and require.js; offline, only formulas go unrendered.)
     """
     import copy
 

@@ -236,7 +236,8 @@ def load(name: str, device: str | None = None, dtype: Any = None,
             aliases such as ``"vit_b"`` and ``"tiny"`` are looked up within them.
         cached: False loads a private copy, outside the per-kernel cache, for a caller
             that changes the model (training adds adapters and drops parts). On a CPU the
-            cache keeps one diffusion pipeline: loading another releases the one before.
+            cache keeps one diffusion pipeline: loading another, or a private copy of any,
+            releases the one before.
         revision: a hub commit (as a recipe recorded it), branch or tag instead of the
             registry's; ignored for tiny models and checkpoint files.
 
@@ -262,8 +263,9 @@ def load(name: str, device: str | None = None, dtype: Any = None,
     key = (spec.name, source_key, str(spec.revision), dev, str(dtype))
     if cached and key in _CACHE:
         return _CACHE[key]
-    if cached and spec.family in DIFFUSION_FAMILIES and dev == "cpu":
-        _forget_pipelines(keep=key)  # a laptop has room for one Stable Diffusion at a time
+    if spec.family in DIFFUSION_FAMILIES and dev == "cpu":
+        # a laptop has room for one Stable Diffusion at a time, a private copy included
+        _forget_pipelines(keep=key if cached else ())
     source = fetch(spec)
     with quiet_loading():
         loaded = _build(spec, source, dev, dtype)

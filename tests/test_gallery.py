@@ -153,8 +153,11 @@ def test_a_damaged_record_draws_bare(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot be read: KeyError"):
         damaged.annotated()
     assert np.array_equal(_pixels(gal.drawn(damaged)), _pixels(damaged.image()))
-    assert "annotations not drawn" in gal.problems[damaged.label]
+    from helpers.widgets.gallery import problem_key
+
+    assert "annotations not drawn" in gal.problems[problem_key(damaged)]
     assert not np.array_equal(_pixels(gal.drawn(whole)), _pixels(whole.image()))
+    assert problem_key(whole) not in gal.problems
     whole.path.unlink()  # and a missing file: a grey card, not an error
     gal = widgets.gallery(runs=[run.folder])
     assert gal.drawn(gal.entries[1]).width == gal.cell
@@ -371,3 +374,76 @@ def test_best_is_the_latest_pick_and_reproduces() -> None:
     assert "'seed 2'" in repr(best) and len(repr(best)) < 120
     assert tracking.best(runs=[second.folder]).name == "seed 3"  # type: ignore[union-attr]
     assert tracking.best(directory=Path("nowhere")) is None
+
+
+def test_picks_from_two_processes_at_once_are_both_kept() -> None:
+    import subprocess
+    import sys
+
+    run = _masks_run(n=4)
+    run.end()
+    assert run.archive is not None
+    code = ("import sys\nfrom pathlib import Path\n"
+            "from helpers.tracking import comet, record\n"
+            "folder, archive, name, index = sys.argv[1:]\n"
+            "for k in range(5):\n"
+            "    record.add_pick(Path(folder), f'{name} {k}', int(index))\n"
+            "    comet.add_to_archive(archive, tags=[f'best:{name} {k}'])\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(run.folder), str(run.archive),
+                                 name, str(i)]) for i, name in enumerate(["a", "b"])]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    tags = json.loads(zipfile.ZipFile(run.archive).read("experiment.json"))["tags"]
+    expected = {f"best:{n} {k}" for n in "ab" for k in range(5)}
+    assert set(tags) == expected  # no rewrite lost another's tag
+    picks = json.loads((run.folder / "run.json").read_text())["picks"]
+    assert {p["image"] for p in picks} == {t.removeprefix("best:") for t in expected}
+    assert not list(run.archive.parent.glob("*.tmp")) and not list(run.folder.glob("*.tmp"))
+
+
+def test_damaged_picks_do_not_hide_the_good_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _masks_run(n=2)
+    run.end()
+    widgets.gallery(runs=[run.folder]).pick(1)
+    header = json.loads((run.folder / "run.json").read_text())
+    header["picks"] = ["junk", {"image": "mask 0", "index": 1, "time": "yesterday"},
+                       *header["picks"]]
+    (run.folder / "run.json").write_text(json.dumps(header))
+    best = tracking.best(runs=[run.folder])
+    assert best is not None and best.name == "mask 1"  # the damaged ones count as oldest
+    header["picks"] = 5
+    (run.folder / "run.json").write_text(json.dumps(header))
+    assert tracking.best(runs=[run.folder]) is None
+    with pytest.raises(ValueError, match="not None"):
+        tracking.pick(None)  # type: ignore[arg-type]
+
+
+def test_a_failed_pick_is_shown_and_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _masks_run(n=2)
+    run.end()
+    gal = widgets.gallery(runs=[run.folder])
+    assert gal.widget is not None  # shown: a click's error goes under the gallery
+
+    def refuse(entry: Any) -> str:
+        raise OSError("the disk is read-only")
+
+    gal.on_pick = refuse
+    message = gal.pick(0)
+    assert "could not pick" in message and "read-only" in gal._status.value
+    assert gal.picked == []
+
+
+def test_problems_of_images_sharing_a_name_stay_apart() -> None:
+    from helpers.widgets.gallery import problem_key
+
+    run = tracking.start("drawn", name="twins", online=False)
+    for i in range(2):
+        run.log_image(images.sample("chelsea"), "same name", detections=_found(i))
+    run.end()
+    header = json.loads((run.folder / "run.json").read_text())
+    del header["images"][0]["annotations"][1]["data"][0]["points"]
+    (run.folder / "run.json").write_text(json.dumps(header))
+    gal = widgets.gallery(runs=[run.folder])
+    first, second = gal.entries
+    assert first.label == second.label and problem_key(first) != problem_key(second)
+    gal.picture()
+    assert problem_key(first) in gal.problems and problem_key(second) not in gal.problems

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +212,36 @@ EXPERIMENT_FILE = "experiment.json"
 MESSAGES_FILE = "messages.json"
 
 
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the folder of ``path`` (other processes wait too, where
+    the system has ``fcntl``; elsewhere only this process's threads do), for a read, change
+    and rewrite of ``path`` that must not interleave with another one. The folder, not the
+    file, is locked: the rewrite renames a new file over the old one, and it leaves no lock
+    file behind."""
+    with _ARCHIVE_LOCK:
+        try:
+            import fcntl
+        except ImportError:  # Windows: one process at a time is all that is kept
+            yield
+            return
+        handle = os.open(path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(handle)  # closing releases the lock
+
+
+def unique_tmp(path: Path) -> Path:
+    """A temporary file beside ``path`` that no other writer uses (for tmp + rename)."""
+    import tempfile
+
+    handle, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    return Path(name)
+
+
 def add_to_archive(archive: str | Path, tags: Iterable[str] = (),
                    others: Mapping[str, Any] | None = None) -> Path:
     """Add tags and "other" values to a finished offline archive, so that ``comet upload
@@ -233,8 +263,8 @@ def add_to_archive(archive: str | Path, tags: Iterable[str] = (),
     import zipfile
 
     archive = Path(archive)
-    tmp = archive.with_name(archive.name + ".tmp")
-    with _ARCHIVE_LOCK:
+    with locked(archive):
+        tmp = unique_tmp(archive)
         try:
             with zipfile.ZipFile(archive) as old:
                 _rewrite(old, tmp, archive, list(tags), dict(others or {}))

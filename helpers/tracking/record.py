@@ -97,10 +97,17 @@ def environment() -> dict[str, Any]:
 
 
 def write_json(path: Path, value: Any) -> None:
-    """Write ``value`` as JSON to ``path`` atomically (a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``value`` as JSON to ``path`` atomically (a reader never sees half a file; two
+    writers never share a temporary file)."""
+    from helpers.tracking.comet import unique_tmp
+
+    tmp = unique_tmp(path)
+    try:
+        tmp.write_text(json.dumps(value, indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def append_event(folder: Path, event: dict[str, Any]) -> None:
@@ -326,12 +333,16 @@ def best(project: str | None = None, runs: Iterable[Any] | None = None,
     order = 0
     for rec in _records(project, runs, directory):
         entries = _entries(rec)
-        for chosen in rec.get("picks") or []:
+        picks = rec.get("picks")
+        for chosen in picks if isinstance(picks, list) else []:
             order += 1
             entry = _picked_entry(entries, chosen)
             if entry is None:
                 continue
-            key = (float(chosen.get("time") or 0.0), order)
+            when = chosen.get("time")
+            if isinstance(when, bool) or not isinstance(when, (int, float)):
+                when = 0.0  # a damaged time: the pick still counts, as the oldest
+            key = (float(when), order)
             if latest is None or key > latest[:2]:
                 latest = (*key, entry)
     return None if latest is None else latest[2]
@@ -354,20 +365,23 @@ def add_pick(folder: Path, image_name: str, index: int | None = None) -> dict[st
     A run another process still writes gets events appended; an ended run gets its
     ``run.json`` rewritten (atomically). Returns the run's summary (``run.json``).
     """
+    from helpers.tracking.comet import locked
+
     folder = Path(folder)
     tag = f"best:{image_name}"
     pick = {"image": image_name, "index": index, "time": time.time()}
-    header = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    if header.get("status") == "running":  # another process still writes it: add events
-        append_event(folder, {"type": "pick", "pick": pick})
-        append_event(folder, {"type": "tag", "tag": tag})
-        append_event(folder, {"type": "other", "key": "best", "value": image_name})
-        return dict(header)
-    header.setdefault("picks", []).append(pick)
-    if tag not in header.setdefault("tags", []):
-        header["tags"].append(tag)
-    header.setdefault("others", {})["best"] = image_name
-    write_json(folder / "run.json", header)
+    with locked(folder / "run.json"):  # two picks at once: neither is lost
+        header = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        if header.get("status") == "running":  # another process still writes it: add events
+            append_event(folder, {"type": "pick", "pick": pick})
+            append_event(folder, {"type": "tag", "tag": tag})
+            append_event(folder, {"type": "other", "key": "best", "value": image_name})
+            return dict(header)
+        header.setdefault("picks", []).append(pick)
+        if tag not in header.setdefault("tags", []):
+            header["tags"].append(tag)
+        header.setdefault("others", {})["best"] = image_name
+        write_json(folder / "run.json", header)
     return dict(header)
 
 

@@ -347,6 +347,9 @@ def pick(image: record.LoggedImage) -> str:
       so and the pick is kept in the local record.
     - A run another process still writes gets them in its local record only.
     """
+    if not isinstance(image, record.LoggedImage):
+        raise ValueError(f"pick takes an image of tracking.logged_images() or a gallery's "
+                         f"entries (or what tracking.best returns), not {image!r:.80}")
     tag = f"best:{image.name}"
     index = image.record.get("index")
     run = next((r for r in _ACTIVE.values() if r.id == image.run_id), None)

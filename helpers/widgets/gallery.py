@@ -35,6 +35,13 @@ GalleryEntry = LoggedImage
 """The gallery's name for one logged image (``tracking.LoggedImage``)."""
 
 
+def problem_key(entry: LoggedImage) -> str:
+    """The key of an image in ``Gallery.problems``: its label and, when its run numbered
+    it, its number (two images of one run may share a name)."""
+    index = entry.record.get("index")
+    return entry.label if index is None else f"{entry.label} #{index}"
+
+
 def _sort_key(value: Any) -> tuple[int, Any]:
     if value is None:
         return (2, "")
@@ -92,7 +99,7 @@ class Gallery:
     picked: list[GalleryEntry] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     annotations: bool = True
-    problems: dict[str, str] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)  # problem_key(entry) -> why
     """Why an image is drawn bare although annotations are on: label -> reason."""
     _widget: Any = field(default=None, repr=False)
     _status: Any = field(default=None, repr=False)
@@ -174,14 +181,14 @@ class Gallery:
         try:
             bare = entry.image()
         except (OSError, ValueError, KeyError, TypeError) as err:
-            self.problems[entry.label] = f"the image file cannot be read ({err})"
+            self.problems[problem_key(entry)] = f"the image file cannot be read ({err})"
             return _placeholder(f"{entry.name}\nimage file missing\nor unreadable", self.cell)
         if not on:
             return bare
         try:
             return entry.annotated()
         except (ValueError, KeyError, TypeError, IndexError, OSError) as err:
-            self.problems[entry.label] = f"annotations not drawn: {err}"
+            self.problems[problem_key(entry)] = f"annotations not drawn: {err}"
             return bare
 
     def show_annotations(self, on: bool = True) -> None:
@@ -232,7 +239,10 @@ class Gallery:
             for e in chosen:
                 lines = self.caption(e).split("\n")
                 lines = lines[:3] + lines[-1:] if len(lines) > 4 else lines
-                if self.annotations and e.label in self.problems:
+                problem = self.problems.get(problem_key(e), "")
+                if problem.startswith("the image file"):
+                    lines = [lines[0], "(image file missing)", *lines[1:3]]
+                elif self.annotations and problem:
                     lines = [lines[0], "(drawn bare: record damaged)", *lines[1:3]]
                 captions.append("\n".join(_short(line, chars) for line in lines))
             tallest = max(p.height / p.width for p in pictures)
@@ -260,8 +270,15 @@ class Gallery:
             if not 0 <= entry < len(self.entries):
                 raise IndexError(f"pick {entry} is out of range for {len(self.entries)} images")
             entry = self.entries[entry]
-        self.picked.append(entry)
-        message = self.on_pick(entry) if self.on_pick else f"picked {entry.label}"
+        try:
+            message = self.on_pick(entry) if self.on_pick else f"picked {entry.label}"
+        except Exception as err:  # a click's callback: say it under the gallery, keep going
+            if self._widget is None:
+                raise
+            self._status.value = (f"<b>could not pick {html.escape(entry.label)}:</b> "
+                                  f"{html.escape(str(err))}")
+            return f"could not pick {entry.label}: {err}"
+        self.picked.append(entry)  # only a pick that was recorded counts
         self.messages.append(message)
         if self._widget is not None:
             shown = html.escape(f"{entry.label} — {message}")
@@ -293,8 +310,8 @@ class Gallery:
                                 layout=w.Layout(width=f"{self.cell}px"))
                 self._views.append((entry, image))
                 text = html.escape(self.caption(entry)).replace("\n", "<br>")
-                if entry.label in self.problems:
-                    text += f"<br><i>{html.escape(self.problems[entry.label])}</i>"
+                if problem_key(entry) in self.problems:
+                    text += f"<br><i>{html.escape(self.problems[problem_key(entry)])}</i>"
                 button = w.Button(description="pick as best", icon="star",
                                   layout=w.Layout(width=f"{self.cell}px"))
                 button.on_click(lambda _b, e=entry: self.pick(e))
@@ -303,7 +320,8 @@ class Gallery:
             title = f"<b>{html.escape(heading)}</b>" if heading else ""
             rows.append(w.VBox([w.HTML(title), w.HBox(cells, layout=w.Layout(
                 flex_flow="row wrap"))]))
-        self._status = w.HTML("" if not self.picked else f"<b>best:</b> {self.picked[-1].label}")
+        self._status = w.HTML("" if not self.picked
+                              else f"<b>best:</b> {html.escape(self.picked[-1].label)}")
         if not self.entries:
             self._status.value = "No logged images yet: log some with run.log_image(...)."
         return w.VBox([*rows, self._status])

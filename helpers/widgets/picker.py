@@ -567,7 +567,7 @@ class PointPicker:
         from helpers.widgets import static
 
         static.show(self.widget, self.picture(), alt=f"SAM point picker: {self.status()}",
-                    caption=self.status())
+                    caption=self.status(), text=repr(self))
 
     def __repr__(self) -> str:
         return f"PointPicker({self.status()})"

@@ -75,14 +75,18 @@ class PhotoUpload:
         draw = ImageDraw.Draw(canvas)
         draw.rounded_rectangle([8, 8, 124, 36], radius=4, fill="#e0e0e0", outline="#9e9e9e")
         draw.text((22, 16), "Add photos", fill="black")
-        draw.text((136, 16), f"{len(self.saved)} photo(s) saved", fill="#424242")
-        for i, path in enumerate(shown):
+        placed = 0
+        for path in shown:
             try:
                 photo = images.load(path)
             except (OSError, ValueError):
                 continue  # a file that is not a photo stays out of the picture
             photo.thumbnail((thumb, thumb))
-            canvas.paste(photo, (8 + i * (thumb + 8), 44))
+            canvas.paste(photo, (8 + placed * (thumb + 8), 44))
+            placed += 1
+        others = len(self.saved) - placed if len(self.saved) <= len(shown) else 0
+        note = f"{len(self.saved)} file(s) saved" + (f", {others} not a photo" if others else "")
+        draw.text((136, 16), note, fill="#424242")
         return canvas
 
     def _ipython_display_(self) -> None:
