@@ -72,7 +72,8 @@ def execute(path: Path, mode: str = "tiny", timeout: int = 1800,
     try:
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}},
-                                store_widget_state=True, coalesce_streams=True)
+                                store_widget_state=True,
+                                coalesce_streams=True)  # text bars keep their last state
         start = time.perf_counter()
         client.execute()
         seconds = time.perf_counter() - start
@@ -119,11 +120,14 @@ def html_page(nb: Any) -> str:
 TEXT_TYPES = ("text/plain", "text/html", "text/markdown")
 CELL_FILE = re.compile(r"[^\s:'\"]{0,200}ipykernel_\d+[/\\]\d+\.py")
 """The temporary file ipykernel names a cell's code by, in warnings and tracebacks."""
+OVERWRITTEN = re.compile(r"[^\n]*\r(?=[^\n])")
+"""Text a carriage return tells the terminal to write over (a progress bar's updates)."""
 
 
 def scrub(nb: object, paths: dict[str, str]) -> None:
     """Replace each machine path of ``paths`` (longest first) by its stand-in in the text
-    outputs of ``nb`` (streams, plain text, HTML); pictures are left alone."""
+    outputs of ``nb`` (streams, plain text, HTML), and keep of each streamed line only what
+    a terminal would show after its carriage returns; pictures are left alone."""
     order = sorted((p for p in paths if p and p != os.sep), key=len, reverse=True)
 
     def clean(text: str) -> str:
@@ -135,8 +139,8 @@ def scrub(nb: object, paths: dict[str, str]) -> None:
 
     for cell in getattr(nb, "cells", []):
         for output in cell.get("outputs", []):
-            if "text" in output:
-                output["text"] = clean("".join(output["text"]))
+            if "text" in output:  # a stream: a text progress bar keeps only its last state
+                output["text"] = OVERWRITTEN.sub("", clean("".join(output["text"])))
             for key in TEXT_TYPES:
                 if key in output.get("data", {}):
                     output["data"][key] = clean("".join(output["data"][key]))

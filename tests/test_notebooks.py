@@ -171,10 +171,13 @@ def test_scrub_writes_machine_paths_relative_and_leaves_pictures() -> None:
             "text/plain": f"'{home}/.cache/helpers'", "image/png": f"{home}-not-text"}),
         nbformat.v4.new_output("stream", name="stderr",
                                text="/tmp/ipykernel_22504/189506499.py:2: UserWarning: w"),
+        nbformat.v4.new_output("stream", name="stdout",
+                               text="steps:  0%| 0/2\rsteps: 50%| 1/2\rsteps: 100%| 2/2\ndone\r\n"),
     ])])
     lessons.scrub(nb, {runs: "runs", str(lessons.ROOT): ".", home: "~"})
-    stream, result, warning = nb.cells[0].outputs
+    stream, result, warning, bar = nb.cells[0].outputs
     assert warning["text"] == "<cell>:2: UserWarning: w"
+    assert bar["text"] == "steps: 100%| 2/2\ndone\r\n"  # a text bar's last state
     assert stream["text"] == "saving to runs/lesson-04/a; ./data/x.png"
     assert result["data"]["text/plain"] == "'~/.cache/helpers'"
     assert result["data"]["image/png"] == f"{home}-not-text"
