@@ -36,6 +36,7 @@ from helpers.tracking.comet import (
 )
 from helpers.tracking.recipes import RECIPE_KEY, Recipe, kind_of, recipe, reproduce
 from helpers.tracking.record import (
+    DamagedRunError,
     LoggedImage,
     best,
     image_path,
@@ -48,7 +49,8 @@ from helpers.tracking.record import (
 from helpers.tracking.run import Run, active, pick, start
 
 __all__ = [
-    "DEFAULT_SERVER", "ONLINE_START_TIMEOUT", "PROBE_TIMEOUT", "RECIPE_KEY", "LoggedImage",
+    "DEFAULT_SERVER", "DamagedRunError", "ONLINE_START_TIMEOUT", "PROBE_TIMEOUT", "RECIPE_KEY",
+    "LoggedImage",
     "Recipe", "Run", "active", "api_key", "best", "comet_annotations", "image_path",
     "kind_of", "load_record", "logged_images", "mask_from_polygons", "pick", "plain", "recipe",
     "reproduce", "runs",

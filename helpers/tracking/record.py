@@ -117,18 +117,25 @@ def append_event(folder: Path, event: dict[str, Any]) -> None:
         fh.flush()
 
 
+class DamagedRunError(ValueError):
+    """A run folder whose ``run.json`` cannot be read (empty, cut short, not a record)."""
+
+
 def read_events(folder: Path) -> list[dict[str, Any]]:
-    """The events of a run folder, oldest first; a line cut short by a crash is skipped."""
+    """The events of a run folder, oldest first. A line cut short by a crash, a line that
+    is not UTF-8 or not JSON, and an event without a ``"type"`` are skipped: one damaged
+    line never hides the others."""
     path = folder / "events.jsonl"
     if not path.exists():
         return []
     events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+    for raw in path.read_bytes().splitlines():
+        try:
+            event = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(event, dict) and isinstance(event.get("type"), str):
+            events.append(event)
     return events
 
 
@@ -142,14 +149,27 @@ def load_record(folder: str | Path) -> dict[str, Any]:
     header_path = folder / "run.json"
     if not header_path.exists():
         raise FileNotFoundError(f"{str(folder)!r} is not a run folder (it has no run.json)")
-    record = json.loads(header_path.read_text(encoding="utf-8"))
+    try:
+        record = json.loads(header_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DamagedRunError(
+            f"{str(folder)!r} is a damaged run: its run.json is empty, cut short or not "
+            f"JSON ({err}); its images are still in that folder") from None
+    if not isinstance(record, dict):
+        raise DamagedRunError(f"{str(folder)!r} is a damaged run: its run.json holds "
+                              f"{type(record).__name__}, not a run record")
     if record.get("status") == "running":
         record.update(params={}, metrics=[], texts=[], images=[], datasets=[], picks=[],
                       others={})
+        record.setdefault("tags", [])
         for event in read_events(folder):
-            _fold(record, event)
+            with contextlib.suppress(KeyError, TypeError, AttributeError, ValueError):
+                _fold(record, event)  # an event missing its fields is skipped
+    images = record.get("images")
+    record["images"] = images if isinstance(images, list) else []
     here = str(folder.resolve())
-    record["images"] = [ImageRecord(image, folder=here) for image in record.get("images", [])]
+    record["images"] = [ImageRecord(image, folder=here) for image in record["images"]
+                        if isinstance(image, dict)]
     return record
 
 
@@ -183,8 +203,28 @@ def runs(project: str | None = None,
     if not root.exists():
         return []
     folders = sorted({p.parent for p in root.glob("**/run.json")})
-    records = [load_record(f) | {"folder": str(f)} for f in folders]
-    return sorted(records, key=lambda r: r.get("started", 0))
+    return _readable(folders)
+
+
+def _readable(folders: Iterable[Path]) -> list[dict[str, Any]]:
+    """The records of ``folders``, oldest first; a damaged run is left out with a warning
+    that names it, so one bad folder never hides the others."""
+    import warnings
+
+    records, damaged = [], []
+    for folder in folders:
+        try:
+            records.append(load_record(folder) | {"folder": str(folder)})
+        except DamagedRunError as err:
+            damaged.append(str(err))
+    if damaged:
+        warnings.warn("left out " + "; ".join(damaged), stacklevel=3)
+
+    def started(record: dict[str, Any]) -> float:
+        value = record.get("started", 0)
+        return float(value) if isinstance(value, (int, float)) else 0.0
+
+    return sorted(records, key=started)
 
 
 @dataclass(repr=False)
@@ -290,18 +330,22 @@ class LoggedImage(Mapping[str, Any]):
 def _records(project: str | None, runs_: Iterable[Any] | None,
              directory: str | Path | None) -> list[dict[str, Any]]:
     if runs_ is not None:
-        folders = [Path(getattr(item, "folder", item)) for item in runs_]
-        return [load_record(f) | {"folder": str(f)} for f in folders]
+        return _readable(Path(getattr(item, "folder", item)) for item in runs_)
     return runs(project, directory)
 
 
 def _entries(rec: dict[str, Any]) -> list[LoggedImage]:
     found = []
+    folder = Path(rec["folder"])
+    run_id = str(rec.get("id") or folder.name)
     for image in rec.get("images", []):
-        params = dict(rec.get("params", {}))
-        params.update(image.get("metadata") or {})
-        found.append(LoggedImage(image, params, rec["id"], rec["name"], rec["project"],
-                                 rec["folder"], rec.get("started")))
+        params = dict(rec.get("params") or {})
+        metadata = image.get("metadata")
+        params.update(metadata if isinstance(metadata, dict) else {})
+        started = rec.get("started")
+        found.append(LoggedImage(image, params, run_id, str(rec.get("name") or run_id),
+                                 str(rec.get("project") or folder.parent.name), str(folder),
+                                 started if isinstance(started, (int, float)) else None))
     return found
 
 
