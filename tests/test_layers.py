@@ -62,6 +62,7 @@ LAYERS: dict[str, float] = {
     "helpers.dreambooth.__main__": 4.9,
     # 5: views (their static pictures first)
     "helpers.widgets.static": 4.95,
+    "helpers.widgets.prompt_state": 4.95,
     "helpers.widgets.picker": 5.0,
     "helpers.widgets.slider": 5.0,
     "helpers.widgets.gallery": 5.0,

@@ -19,7 +19,8 @@ JupyterLab 4, Notebook 7, VS Code and Colab alike.
 """
 
 from helpers.widgets.gallery import Gallery, GalleryEntry, gallery, panel
-from helpers.widgets.picker import MIN_DRAG, MODES, PointPicker, PromptState
+from helpers.widgets.picker import MIN_DRAG, MODES, PointPicker
+from helpers.widgets.prompt_state import PromptState
 from helpers.widgets.slider import ThresholdSlider
 from helpers.widgets.upload import PhotoUpload
 
