@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import images, tracking, widgets
@@ -67,3 +68,26 @@ def test_damaged_event_lines_are_skipped_in_a_running_run() -> None:
     names = [e.name for e in tracking.logged_images("damage")]
     assert names == ["good cup", "bad cup", "second cup"]
     bad.end()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"metadata": "seed=1"}, "metadata 'seed=1' must be a dict"),
+    ({"detections": [[1, 2, 3, 4]]}, "detections .* must be a Detections"),
+    ({"step": "3"}, "step '3' must be an integer"),
+    ({"step": True}, "step True must be an integer"),
+    ({"recipe": "abc"}, "recipe 'abc' must be a tracking.Recipe"),
+])
+def test_bad_log_image_arguments_fail_before_any_file(kwargs: dict[str, object],
+                                                      message: str) -> None:
+    run = tracking.start("bad-input", online=False)
+    with pytest.raises(ValueError, match=message):
+        run.log_image(images.sample("coffee").resize((40, 30)), "cup", **kwargs)  # type: ignore[arg-type]
+    assert not list((run.folder / "images").glob("*.png"))  # no orphan file
+    entry = run.log_image(images.sample("coffee").resize((40, 30)), "cup", step=np.int64(3))
+    assert entry["index"] == 1 and entry["step"] == 3 and type(entry["step"]) is int
+    run.end()
+
+
+def test_tags_that_are_not_a_list_are_named() -> None:
+    with pytest.raises(ValueError, match="tags 5 must be a list of strings"):
+        tracking.start("bad-input", tags=5, online=False)  # type: ignore[arg-type]

@@ -161,10 +161,23 @@ class Run:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"image name {name!r} must be a non-empty string")
         name = redact(name, self._secret)
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ValueError(f"metadata {metadata!r:.60} must be a dict of setting -> value, "
+                             "e.g. {'seed': 1}")
+        from helpers.detections import Detections
+
+        if detections is not None and not isinstance(detections, Detections):
+            raise ValueError(f"detections {detections!r:.60} must be a Detections (from a "
+                             "Detector or Segmenter, or Detections(boxes, scores, labels))")
+        if step is not None:
+            if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+                raise ValueError(f"step {step!r} must be an integer")
+            step = int(step)
         made = Recipe.coerce(recipe) if recipe is not None else recipe_of(image)
         img = images.load(image)
         layers = comet_annotations(img.size, detections, points, labels)
         meta = redact(plain(dict(metadata or {})), self._secret)
+        stored = None if made is None else made.stored(self.folder)  # before any file
         with self._lock:
             self._counter += 1
             index = self._counter
@@ -177,7 +190,7 @@ class Run:
             "detections": None if detections is None else detections.to_records(),
             "points": None if points is None else plain(np.asarray(points).reshape(-1, 2)),
             "labels": None if labels is None else plain(np.asarray(labels).reshape(-1)),
-            "recipe": None if made is None else made.stored(self.folder),
+            "recipe": stored,
             "sha256": hashlib.sha256((self.folder / file).read_bytes()).hexdigest(),
             "run": self.id, "project": self.project, "folder": str(self.folder.resolve()),
         })
@@ -304,6 +317,8 @@ def start(project: str, name: str | None = None, tags: Iterable[str] = (),
     record.check_name("project name", project)
     if name is not None:
         record.check_name("run name", name)
+    if not isinstance(tags, str) and not isinstance(tags, Iterable):
+        raise ValueError(f"tags {tags!r:.60} must be a list of strings, e.g. ['sd15']")
     tags = [str(t) for t in ([tags] if isinstance(tags, str) else tags)]
     if online not in (None, True, False):
         raise ValueError(f"online={online!r} must be None (decide), True or False")
