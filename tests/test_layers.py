@@ -19,6 +19,7 @@ LAYERS: dict[str, float] = {
     "helpers": -0.1,
     "helpers.runtime": 0.1,
     "helpers.compat": 0.0,
+    "helpers.checks": 0.0,
     "helpers.images": 0.2,
     "helpers.prompts": 0.2,
     "helpers.registry": 0.2,
