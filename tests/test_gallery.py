@@ -384,10 +384,10 @@ def test_picks_from_two_processes_at_once_are_both_kept() -> None:
     run.end()
     assert run.archive is not None
     code = ("import sys\nfrom pathlib import Path\n"
-            "from helpers.tracking import comet, record\n"
+            "from helpers.tracking import comet, picks\n"
             "folder, archive, name, index = sys.argv[1:]\n"
             "for k in range(5):\n"
-            "    record.add_pick(Path(folder), f'{name} {k}', int(index))\n"
+            "    picks.add_pick(Path(folder), f'{name} {k}', int(index))\n"
             "    comet.add_to_archive(archive, tags=[f'best:{name} {k}'])\n")
     writers = [subprocess.Popen([sys.executable, "-c", code, str(run.folder), str(run.archive),
                                  name, str(i)]) for i, name in enumerate(["a", "b"])]

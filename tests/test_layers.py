@@ -37,6 +37,8 @@ LAYERS: dict[str, float] = {
     "helpers.tracking.comet": 2.0,
     "helpers.tracking.record": 2.1,
     "helpers.tracking.recipes": 2.1,
+    "helpers.tracking.picks": 2.15,
+    "helpers.tracking.crashes": 2.15,
     "helpers.tracking.run": 2.2,
     "helpers.tracking": 2.3,
     # 3: one model noun each, and using a LoRA

@@ -34,11 +34,13 @@ from helpers.tracking.comet import (
     server_answers,
     server_url,
 )
+from helpers.tracking.crashes import recover
+from helpers.tracking.picks import best
 from helpers.tracking.recipes import RECIPE_KEY, Recipe, kind_of, recipe, reproduce
 from helpers.tracking.record import (
     DamagedRunError,
     LoggedImage,
-    best,
+    RecordWriteError,
     image_path,
     load_record,
     logged_images,
@@ -50,10 +52,10 @@ from helpers.tracking.run import Run, active, pick, start
 
 __all__ = [
     "DEFAULT_SERVER", "DamagedRunError", "ONLINE_START_TIMEOUT", "PROBE_TIMEOUT", "RECIPE_KEY",
-    "LoggedImage",
+    "LoggedImage", "RecordWriteError",
     "Recipe", "Run", "active", "api_key", "best", "comet_annotations", "image_path",
     "kind_of", "load_record", "logged_images", "mask_from_polygons", "pick", "plain", "recipe",
-    "reproduce", "runs",
+    "recover", "reproduce", "runs",
     "runs_dir", "same_pixels", "server_answers", "server_url", "start",
 ]
 

@@ -52,6 +52,22 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+def odd_values(value: Any, where: str = "") -> list[tuple[str, str]]:
+    """(where, type name) of every value inside ``value`` that ``plain`` can only keep as
+    its text (a PIL image, a function, an object): what a reader of the record cannot use."""
+    if isinstance(value, Mapping):
+        return [odd for k, v in value.items() for odd in odd_values(v, f"{where}[{k!r}]")]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [odd for i, v in enumerate(value) for odd in odd_values(v, f"{where}[{i}]")]
+    if value is None or isinstance(value, (str, bool, int, float, Path, np.ndarray,
+                                           np.generic)):
+        return []
+    if getattr(value, "dtype", None) is not None and hasattr(value, "tolist"):
+        return []
+    kind = type(value)
+    return [(where, f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins."))]
+
+
 def redact(value: Any, secret: str | None) -> Any:
     """``value`` with every occurrence of ``secret`` (in strings, keys included) as "***"."""
     if not secret:

@@ -168,8 +168,9 @@ def with_deadline(fn: Callable[[], Any], seconds: float) -> tuple[Any, str | Non
 
 
 def make_experiment(folder: Path, project: str, name: str, tags: Iterable[str],
-                    online: bool) -> Any:
-    """A new Comet experiment that captures nothing by itself (no code, no environment)."""
+                    online: bool, key: str | None = None) -> Any:
+    """A new Comet experiment that captures nothing by itself (no code, no environment);
+    ``key`` gives it a Comet key of its own (an offline run rebuilt from its record)."""
     prepare_environment()
     import comet_ml
 
@@ -183,7 +184,7 @@ def make_experiment(folder: Path, project: str, name: str, tags: Iterable[str],
         auto_log_co2=False, display_summary_level=0,
     )
     return comet_ml.start(project_name=project, online=online, mode="create",
-                          experiment_config=config)
+                          experiment_key=key, experiment_config=config)
 
 
 def start_experiment(folder: Path, project: str, name: str, tags: Iterable[str],

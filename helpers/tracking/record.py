@@ -17,6 +17,7 @@ logged with it: ``annotated()``); ``add_pick`` records a pick and ``best`` finds
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -96,14 +97,51 @@ def environment() -> dict[str, Any]:
     return env
 
 
+class RecordWriteError(OSError):
+    """The disk refused a write to a run's record (full, read-only, gone): nothing of that
+    call was kept, everything logged before it is."""
+
+
+@contextlib.contextmanager
+def writing(folder: Path, what: str) -> Iterator[None]:
+    """Turn a disk error while writing ``what`` into the run ``folder`` into one clear
+    ``RecordWriteError`` that says what was kept and what to do."""
+    try:
+        yield
+    except RecordWriteError:
+        raise
+    except OSError as err:
+        kept = len(list((folder / "images").glob("*.png"))) if folder.is_dir() else 0
+        reason = err.strerror or str(err)
+        if err.errno == errno.ENOSPC:
+            todo = "Free some space on that disk"
+        elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            todo = "Make that folder writable (or start runs in another directory)"
+        else:
+            todo = "Fix the disk problem"
+        raise RecordWriteError(
+            err.errno, f"could not write {what} to the run record in {folder} ({reason}). "
+            f"Nothing of this call was kept; everything logged before it is ({kept} image(s) "
+            f"in {folder / 'images'}). {todo}, then call it again.") from None
+
+
 def write_json(path: Path, value: Any) -> None:
     """Write ``value`` as JSON to ``path`` atomically (a reader never sees half a file; two
     writers never share a temporary file)."""
+    write_bytes(path, json.dumps(value, indent=2).encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: into a temporary file beside it, flushed to
+    disk, then renamed over it. A full disk leaves the old file (or none), never a short one."""
     from helpers.tracking.comet import unique_tmp
 
     tmp = unique_tmp(path)
     try:
-        tmp.write_text(json.dumps(value, indent=2), encoding="utf-8")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -111,10 +149,26 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def append_event(folder: Path, event: dict[str, Any]) -> None:
-    """Append one event (already plain JSON values) to the run's ``events.jsonl``."""
-    with open(folder / "events.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(event) + "\n")
-        fh.flush()
+    """Append one event (already plain JSON values) to the run's ``events.jsonl`` as one
+    whole line. If a crash or a full disk cut the last line short, the new line starts on
+    a line of its own, so the cut line is the only one lost."""
+    line = (json.dumps(event) + "\n").encode("utf-8")
+    path = folder / "events.jsonl"
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(handle).st_size
+        if size:
+            with open(path, "rb") as fh:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    line = b"\n" + line
+        written = os.write(handle, line)
+        if written != len(line):  # a short write: end it, so the next line stands alone
+            with contextlib.suppress(OSError):
+                os.write(handle, b"\n")
+            raise OSError(errno.ENOSPC, "the disk took only part of the line")
+    finally:
+        os.close(handle)
 
 
 class DamagedRunError(ValueError):
@@ -192,6 +246,10 @@ def _fold(record: dict[str, Any], event: dict[str, Any]) -> None:
         record["picks"].append(event["pick"])
     elif kind == "other":
         record["others"][event["key"]] = event["value"]
+    elif kind == "comet_refused":  # Comet did not take an image the record holds
+        for image in record["images"]:
+            if image.get("index") == event["index"]:
+                image["comet"] = False
 
 
 def runs(project: str | None = None,
@@ -354,79 +412,6 @@ def logged_images(project: str | None = None, runs_: Iterable[Any] | None = None
     """The images of every run of ``project`` (or of all projects), or of ``runs_`` only
     (``Run`` objects or run folders), in the order they were logged."""
     return [entry for rec in _records(project, runs_, directory) for entry in _entries(rec)]
-
-
-def best(project: str | None = None, runs: Iterable[Any] | None = None,
-         directory: str | Path | None = None) -> LoggedImage | None:
-    """The image picked as best (``tracking.pick``, "pick as best" in a gallery), or None.
-
-    Args:
-        project: look at every run of this project (default: every project).
-        runs: or only at these runs (``Run`` objects or run folders).
-        directory: where the run records are (default ``runs_dir()``).
-
-    Returns:
-        The same object ``logged_images`` returns (a ``LoggedImage``, which reads like its
-        record), so ``reproduce(best(...))`` makes its pixels again. When several picks
-        exist, in one run or across the runs, the latest pick wins, whatever order the runs
-        were made in. A pick that names an image its run no longer holds is skipped; a pick
-        recorded by name only (an earlier helpers) means the last image logged under that
-        name. None when nothing was picked.
-    """
-    latest: tuple[float, int, LoggedImage] | None = None
-    order = 0
-    for rec in _records(project, runs, directory):
-        entries = _entries(rec)
-        picks = rec.get("picks")
-        for chosen in picks if isinstance(picks, list) else []:
-            order += 1
-            entry = _picked_entry(entries, chosen)
-            if entry is None:
-                continue
-            when = chosen.get("time")
-            if isinstance(when, bool) or not isinstance(when, (int, float)):
-                when = 0.0  # a damaged time: the pick still counts, as the oldest
-            key = (float(when), order)
-            if latest is None or key > latest[:2]:
-                latest = (*key, entry)
-    return None if latest is None else latest[2]
-
-
-def _picked_entry(entries: list[LoggedImage], chosen: Any) -> LoggedImage | None:
-    if not isinstance(chosen, Mapping):
-        return None
-    index = chosen.get("index")
-    if index is not None:
-        return next((e for e in entries if e.record.get("index") == index), None)
-    named = [e for e in entries if e.record.get("name") == chosen.get("image")]
-    return named[-1] if named else None
-
-
-def add_pick(folder: Path, image_name: str, index: int | None = None) -> dict[str, Any]:
-    """Record a pick of a run this process does not hold in its local record: a pick
-    ``{"image", "index", "time"}``, a tag "best:<image>" and the "other" value ``best``.
-
-    A run another process still writes gets events appended; an ended run gets its
-    ``run.json`` rewritten (atomically). Returns the run's summary (``run.json``).
-    """
-    from helpers.tracking.comet import locked
-
-    folder = Path(folder)
-    tag = f"best:{image_name}"
-    pick = {"image": image_name, "index": index, "time": time.time()}
-    with locked(folder / "run.json"):  # two picks at once: neither is lost
-        header = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-        if header.get("status") == "running":  # another process still writes it: add events
-            append_event(folder, {"type": "pick", "pick": pick})
-            append_event(folder, {"type": "tag", "tag": tag})
-            append_event(folder, {"type": "other", "key": "best", "value": image_name})
-            return dict(header)
-        header.setdefault("picks", []).append(pick)
-        if tag not in header.setdefault("tags", []):
-            header["tags"].append(tag)
-        header.setdefault("others", {})["best"] = image_name
-        write_json(folder / "run.json", header)
-    return dict(header)
 
 
 def image_path(image_record: dict[str, Any], directory: str | Path | None = None) -> Path:

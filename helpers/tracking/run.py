@@ -12,7 +12,9 @@ itself at exit (also on SIGTERM).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
+import io
 import json
 import secrets
 import sys
@@ -26,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from helpers import images, models
-from helpers.tracking import comet, record
-from helpers.tracking.annotations import comet_annotations, plain, redact
+from helpers.tracking import comet, crashes, picks, record
+from helpers.tracking.annotations import comet_annotations, odd_values, plain, redact
 from helpers.tracking.recipes import Recipe
 from helpers.tracking.recipes import of as recipe_of
 
@@ -57,7 +59,9 @@ class Run:
         self.archive: Path | None = None
         self._lock = threading.Lock()
         self._counter = 0
-        (self.folder / "images").mkdir(parents=True, exist_ok=False)
+        self._comet_closed = False
+        with record.writing(self.folder, "the new run's folder"):
+            (self.folder / "images").mkdir(parents=True, exist_ok=False)
         self.experiment, self.online, fallback = comet.start_experiment(
             self.folder, project, self.name, tags, online)
         self.reason = fallback or reason
@@ -68,14 +72,22 @@ class Run:
             "comet_url": getattr(self.experiment, "url", None) if self.online else None,
             "comet_archive": None, "started": time.time(), "ended": None, "status": "running",
             "environment": record.environment(), "models": models.loaded(),
+            "process": crashes.this_process(),
         }
-        record.write_json(self.folder / "run.json", self.record)
+        with record.writing(self.folder, "run.json"):
+            record.write_json(self.folder / "run.json", self.record)
 
     # -------------------------------------------------- local record
-    def _append(self, event: dict[str, Any]) -> None:
-        record.append_event(self.folder, redact(plain(event), self._secret))
+    def _append(self, event: dict[str, Any], what: str = "the event") -> None:
+        with record.writing(self.folder, what):
+            record.append_event(self.folder, redact(plain(event), self._secret))
 
     def _check_open(self, what: str) -> None:
+        if self._comet_closed and not self.ended:
+            raise RuntimeError(
+                f"run {self.name!r} is ending: end() could not finish, so {what} was not "
+                f"logged. Everything logged before is kept in {self.folder}; free the disk, "
+                "then call run.end() again, and start a new run to log more.")
         if self.ended:
             raise RuntimeError(
                 f"run {self.name!r} of project {self.project!r} has ended, so {what} was not "
@@ -90,9 +102,15 @@ class Run:
         if not isinstance(params, Mapping):
             raise TypeError(
                 f"log_params takes a dict of name -> value; got {type(params).__name__}")
+        odd = odd_values(params)
+        if odd:
+            listed = ", ".join(f"{where.strip('[]')} ({kind})" for where, kind in odd[:5])
+            warnings.warn(f"log_params keeps {listed} only as text (a repr, which cannot be "
+                          "read back); log numbers, texts or lists of them, and images with "
+                          "log_image", stacklevel=2)
         clean = redact(plain(params), self._secret)
+        self._append({"type": "params", "params": clean}, "the params")
         self.experiment.log_parameters(clean)
-        self._append({"type": "params", "params": clean})
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log numbers (loss, score, seconds, ...) at an optional integer ``step``."""
@@ -108,34 +126,34 @@ class Run:
             clean[redact(str(key), self._secret)] = number
         if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer))):
             raise ValueError(f"step {step!r} must be an integer")
-        self.experiment.log_metrics(clean, step=None if step is None else int(step))
         self._append({"type": "metrics", "metrics": [
             {"name": k, "value": v, "step": None if step is None else int(step)}
-            for k, v in clean.items()]})
+            for k, v in clean.items()]}, "the metrics")
+        self.experiment.log_metrics(clean, step=None if step is None else int(step))
 
     def log_text(self, text: str, metadata: Mapping[str, Any] | None = None) -> None:
         """Log a piece of text (a prompt, a note) with optional metadata."""
         self._check_open("log_text")
         clean_text = redact(str(text), self._secret)
         meta = redact(plain(dict(metadata or {})), self._secret)
+        self._append({"type": "text", "text": clean_text, "metadata": meta}, "the text")
         self.experiment.log_text(clean_text, metadata=meta)
-        self._append({"type": "text", "text": clean_text, "metadata": meta})
 
     def log_other(self, key: str, value: Any) -> None:
         """Log one key/value that is neither a setting nor a metric (e.g. a dataset digest)."""
         self._check_open("log_other")
         clean = redact(plain(value), self._secret)
         key = redact(str(key), self._secret)
+        self._append({"type": "other", "key": key, "value": clean}, f"the value {key!r}")
         self.experiment.log_other(key, clean)
-        self._append({"type": "other", "key": key, "value": clean})
 
     def add_tag(self, tag: str) -> None:
         """Add a tag to the run (in Comet and in the local record)."""
         self._check_open("add_tag")
         tag = redact(str(tag), self._secret)
-        self.experiment.add_tag(tag)
+        self._append({"type": "tag", "tag": tag}, f"the tag {tag!r}")
         self.record["tags"].append(tag)
-        self._append({"type": "tag", "tag": tag})
+        self.experiment.add_tag(tag)
 
     def log_image(self, image: Any, name: str, metadata: Mapping[str, Any] | None = None,
                   detections: Detections | None = None, points: Any = None, labels: Any = None,
@@ -177,12 +195,16 @@ class Run:
         img = images.load(image)
         layers = comet_annotations(img.size, detections, points, labels)
         meta = redact(plain(dict(metadata or {})), self._secret)
-        stored = None if made is None else made.stored(self.folder)  # before any file
-        with self._lock:
-            self._counter += 1
-            index = self._counter
-        file = f"images/{index:04d}-{record.file_stem(name)}.png"
-        img.save(self.folder / file)
+        with record.writing(self.folder, f"the inputs of image {name!r}"):
+            stored = None if made is None else made.stored(self.folder)  # before any file
+        png = io.BytesIO()
+        img.save(png, format="PNG")
+        with self._lock:  # a failed write takes no number: the files stay numbered 1, 2, ...
+            index = self._counter + 1
+            file = f"images/{index:04d}-{record.file_stem(name)}.png"
+            with record.writing(self.folder, f"image {name!r}"):
+                record.write_bytes(self.folder / file, png.getvalue())
+            self._counter = index
         entry = record.ImageRecord({
             "index": index, "name": name, "file": file, "step": step,
             "width": img.width, "height": img.height, "metadata": meta,
@@ -191,16 +213,25 @@ class Run:
             "points": None if points is None else plain(np.asarray(points).reshape(-1, 2)),
             "labels": None if labels is None else plain(np.asarray(labels).reshape(-1)),
             "recipe": stored,
-            "sha256": hashlib.sha256((self.folder / file).read_bytes()).hexdigest(),
+            "sha256": hashlib.sha256(png.getvalue()).hexdigest(),
             "run": self.id, "project": self.project, "folder": str(self.folder.resolve()),
         })
+        try:
+            self._append({"type": "image", "image": entry | {"comet": True}}, f"image {name!r}")
+        except record.RecordWriteError:  # the PNG alone would be an image nobody lists
+            with contextlib.suppress(OSError):
+                (self.folder / file).unlink()
+            with self._lock:
+                self._counter = min(self._counter, index - 1)
+            raise
         sent = self.experiment.log_image(img, name=name, metadata=meta or None,
                                          annotations=layers or None, step=step)
         entry["comet"] = sent is not None
         if sent is None:
             warnings.warn(f"Comet refused image {name!r} (see its message above); the image is "
                           f"kept in the local record ({self.folder / file})", stacklevel=2)
-        self._append({"type": "image", "image": entry})
+            with contextlib.suppress(record.RecordWriteError):
+                self._append({"type": "comet_refused", "index": index})
         return entry
 
     def log_dataset(self, folder: str | Path, name: str) -> str:
@@ -222,9 +253,10 @@ class Run:
                      "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in files]
         digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
         document = {"name": name, "digest": digest, "files": manifest}
-        (self.folder / "datasets").mkdir(exist_ok=True)
         local = self.folder / "datasets" / f"{record.file_stem(name)}-{digest[:12]}.json"
-        local.write_text(json.dumps(document, indent=2), encoding="utf-8")
+        with record.writing(self.folder, f"the manifest of dataset {name!r}"):
+            local.parent.mkdir(exist_ok=True)
+            record.write_bytes(local, json.dumps(document, indent=2).encode("utf-8"))
         version, problem = None, None
         if self.online:
             try:
@@ -272,23 +304,34 @@ class Run:
     # -------------------------------------------------- end
     def end(self) -> None:
         """Close the run: finish the Comet experiment (writing the offline archive) and the
-        local summary. Calling it again does nothing."""
+        local summary. Calling it again does nothing once it has worked.
+
+        If the disk refuses a write (full, read-only), a ``RecordWriteError`` says so; the
+        run stays open and everything logged is kept. Free space and call ``end()`` again:
+        it finishes the summary, and rebuilds the offline archive from the local record if
+        Comet could not write it.
+        """
         if self.ended:
             return
-        self.ended = True
-        _ACTIVE.pop(self.project, None)
-        try:
-            self.experiment.end()
-        finally:
-            archives = sorted((self.folder / "comet").glob("*.zip"))
-            if archives:
-                self.archive = archives[-1]
+        if not self._comet_closed:
+            self._comet_closed = True  # a Comet experiment ends once, even when that fails
+            try:
+                self.experiment.end()
+            except Exception as err:  # noqa: BLE001  (the archive is checked and rebuilt below)
+                print(f"Comet could not finish run {self.name} ({type(err).__name__}: {err}); "
+                      "its offline archive is rebuilt from the local record.")
+        with record.writing(self.folder, "the end of the run (run.json, the Comet archive)"):
+            if self.record.get("mode") != "online":
+                self.archive = crashes.ensure_archive(self.folder)
             summary = record.load_record(self.folder)
             summary.update(status="finished", ended=time.time(), models=models.loaded(),
                            comet_archive=None if self.archive is None
                            else str(self.archive.relative_to(self.folder)))
-            self.record = summary
             record.write_json(self.folder / "run.json", summary)
+        self.record = summary
+        self.ended = True
+        if _ACTIVE.get(self.project) is self:
+            _ACTIVE.pop(self.project)
         if self.archive is not None:
             print(f"Run saved: {self.folder}. Upload it to Comet later with: "
                   f"comet upload {self.archive}")
@@ -323,12 +366,21 @@ def start(project: str, name: str | None = None, tags: Iterable[str] = (),
     if online not in (None, True, False):
         raise ValueError(f"online={online!r} must be None (decide), True or False")
     comet.check_config_files()
+    root = record.runs_dir(directory)
     use_online, reason = comet.choose_mode(online)
     for previous in list(_ACTIVE.values()):  # Comet holds one experiment per process
-        previous.end()
+        try:
+            previous.end()
+        except record.RecordWriteError as err:
+            _ACTIVE.pop(previous.project, None)
+            print(f"The earlier run {previous.name} could not be finished: {err} Its record "
+                  "is kept; tracking.recover(its folder) finishes it later.")
+            continue
         print(f"Ended the earlier run {previous.name} of project {previous.project} (Comet "
               f"keeps one experiment per process); its record is complete in {previous.folder}")
-    run = Run(project, name, tags, use_online, record.runs_dir(directory), reason)
+    for message in crashes.crashed(root / project, skip=[r.id for r in _ACTIVE.values()]):
+        print(message)
+    run = Run(project, name, tags, use_online, root, reason)
     _ACTIVE[project] = run
     if not _ATEXIT:
         atexit.register(_end_all)
@@ -377,7 +429,7 @@ def pick(image: record.LoggedImage) -> str:
                  else "its Comet offline archive (written when the run ends)")
         return f"tagged run {run.name} with {tag!r}: in its local record and in {where}"
     folder = Path(image.folder)
-    header = record.add_pick(folder, image.name, index)
+    header = picks.add_pick(folder, image.name, index)
     name = header.get("name", image.run_name)
     local = f"its local record ({folder})"
     if header.get("status") == "running":
