@@ -84,6 +84,17 @@ class Detections:
         if len(set(lengths.values())) > 1:
             sizes = ", ".join(f"{k}={v}" for k, v in lengths.items())
             raise ValueError(f"Detections arrays must all have the same length; got {sizes}")
+        for field in ("scores", "mask_scores"):
+            values = getattr(self, field)
+            if values is not None and not np.isfinite(values).all():
+                bad = int(np.flatnonzero(~np.isfinite(values))[0])
+                raise ValueError(f"{field}[{bad}] is {values[bad]}: scores must be finite "
+                                 "numbers (a detector's lie in [0, 1])")
+        outside = (self.scores < 0) | (self.scores > 1)
+        if outside.any():
+            bad = int(np.flatnonzero(outside)[0])
+            raise ValueError(f"scores[{bad}] is {self.scores[bad]:g}, outside [0, 1]: a score is "
+                             "a confidence (1.0 for a box a person drew); scale them first")
         if not np.isfinite(self.xyxy).all():
             bad = int(np.flatnonzero(~np.isfinite(self.xyxy).all(axis=1))[0])
             raise ValueError(f"box {bad} has non-finite coordinates: {self.xyxy[bad].tolist()}")

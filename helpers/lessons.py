@@ -118,7 +118,7 @@ def html_page(nb: Any) -> str:
 
 
 TEXT_TYPES = ("text/plain", "text/html", "text/markdown")
-CELL_FILE = re.compile(r"[^\s:'\"]{0,200}ipykernel_\d+[/\\]\d+\.py")
+CELL_FILE = re.compile(r"(?:\b[A-Za-z]:)?[^\s:'\"]{0,200}ipykernel_\d+[/\\]\d+\.py")
 """The temporary file ipykernel names a cell's code by, in warnings and tracebacks."""
 OVERWRITTEN = re.compile(r"[^\n]*\r(?=[^\n])")
 """Text a carriage return tells the terminal to write over (a progress bar's updates)."""

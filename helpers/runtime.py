@@ -117,8 +117,10 @@ def seed_everything(seed: int) -> int:
 
     Returns the seed, so a cell can log it: ``run.log_params({"seed": seed_everything(7)})``.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed {seed!r} must be an integer in [0, 2**32)")
+    from helpers import checks
+
+    seed = checks.integer("seed", seed, 0, 2**32 - 1, hint="NumPy's global generator takes "
+                          "seeds below 2**32")
     import numpy as np
     import torch
 
@@ -136,8 +138,9 @@ def generator(seed: int, device_name: str = "cpu") -> torch.Generator:
     """
     import torch
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed {seed!r} must be a non-negative integer below 2**63")
+    from helpers import checks
+
+    seed = checks.seed(seed)
     gen = torch.Generator(device=device_name)
     gen.manual_seed(seed)
     return gen

@@ -80,6 +80,12 @@ def draw_points(image: Any, points: Any, labels: Any = None,
     labs = np.ones(len(pts), dtype=int) if labels is None else np.asarray(labels).reshape(-1)
     if len(labs) != len(pts):
         raise ValueError(f"{len(pts)} points but {len(labs)} labels; give one label per point")
+    if not np.isin(labs, (0, 1)).all():
+        raise ValueError(f"labels must be 1 (include) or 0 (exclude); got {labs.tolist()}")
+    for x, y in pts:
+        if not (0 <= x < img.width and 0 <= y < img.height):  # NaN fails this too
+            raise ValueError(f"point ({x:g}, {y:g}) is outside the {img.width}x{img.height} "
+                             "image, so it would not show; points are (x, y) pixels of it")
     r = size or max(5, round(max(img.size) / 45))
     draw = ImageDraw.Draw(img)
     for (x, y), lab in zip(pts, labs):

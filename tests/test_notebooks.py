@@ -173,10 +173,13 @@ def test_scrub_writes_machine_paths_relative_and_leaves_pictures() -> None:
                                text="/tmp/ipykernel_22504/189506499.py:2: UserWarning: w"),
         nbformat.v4.new_output("stream", name="stdout",
                                text="steps:  0%| 0/2\rsteps: 50%| 1/2\rsteps: 100%| 2/2\ndone\r\n"),
+        nbformat.v4.new_output("stream", name="stderr", text=(
+            "C:\\Users\\ada\\AppData\\Local\\Temp\\ipykernel_812\\3301.py:4: UserWarning: w")),
     ])])
     lessons.scrub(nb, {runs: "runs", str(lessons.ROOT): ".", home: "~"})
-    stream, result, warning, bar = nb.cells[0].outputs
+    stream, result, warning, bar, windows = nb.cells[0].outputs
     assert warning["text"] == "<cell>:2: UserWarning: w"
+    assert windows["text"] == "<cell>:4: UserWarning: w"
     assert bar["text"] == "steps: 100%| 2/2\ndone\r\n"  # a text bar's last state
     assert stream["text"] == "saving to runs/lesson-04/a; ./data/x.png"
     assert result["data"]["text/plain"] == "'~/.cache/helpers'"

@@ -15,6 +15,7 @@ calls the function registered for that kind with the settings and the restored i
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +165,11 @@ def reproduce(image_record: Mapping[str, Any]) -> Any:
     fn = _remaker(made.kind)
     folder = Path(image_record.get("folder") or ".")
     inputs = {name: _restore(ref, folder) for name, ref in made.inputs.items()}
+    try:  # settings the function does not take fail here, before it loads a model
+        inspect.signature(fn).bind(**made.args, **inputs)
+    except TypeError as err:
+        raise ValueError(f"the recipe of image {image_record['name']!r} does not fit "
+                         f"{made.kind} ({err}); was the record edited by hand?") from None
     return fn(**made.args, **inputs)
 
 
