@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from helpers import images
 from helpers.prompts import Prompt
 
 if TYPE_CHECKING:
@@ -193,6 +194,10 @@ def _layers(image_record: Mapping[str, Any]) -> dict[str, list[Any]]:
     return found
 
 
+MASK_PIXELS = 2**31
+"""The most mask pixels ``decode`` fills in for one record (2 GB of booleans)."""
+
+
 def decode(image_record: Mapping[str, Any]) -> dict[str, Any]:
     """What was logged with an image, back in its pixel frame: the keyword arguments of
     ``viz.annotate`` (``detections``, ``masks``, ``points``, ``labels``), each None when
@@ -209,7 +214,11 @@ def decode(image_record: Mapping[str, Any]) -> dict[str, Any]:
     from helpers.detections import Detections
 
     size = (int(image_record["width"]), int(image_record["height"]))
+    images.check_pixels(*size, "the image this record describes")
     layers = _layers(image_record)
+    if len(layers.get("masks", [])) * size[0] * size[1] > MASK_PIXELS:
+        raise ValueError(f"the record holds {len(layers['masks'])} masks of {size[0]}x{size[1]} "
+                         "pixels, too many to draw at once")
     boxes, box_labels, box_scores = [], [], []
     for item in layers.get("boxes", []):
         for x, y, bw, bh in item["boxes"]:
