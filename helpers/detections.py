@@ -21,12 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from helpers import compat
+from helpers import checks, compat
 from helpers.prompts import same_arrays
 
 
 def _as_boxes(xyxy: Any) -> np.ndarray:
-    boxes = np.asarray(xyxy, dtype=np.float32)
+    if xyxy is None:
+        raise ValueError("boxes None: give (N, 4) [x1, y1, x2, y2] pixels, or "
+                         "Detections.empty() for none")
+    try:
+        boxes = np.asarray(xyxy, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"boxes {xyxy!r:.80} must be (N, 4) numbers [x1, y1, x2, y2] "
+                         f"pixels ({err})") from None
     if boxes.size == 0:
         return np.zeros((0, 4), dtype=np.float32)
     if boxes.ndim == 1 and boxes.shape[0] == 4:
@@ -34,6 +41,15 @@ def _as_boxes(xyxy: Any) -> np.ndarray:
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4); got {boxes.shape}")
     return boxes
+
+
+def _image_size(size: Any) -> tuple[int, int]:
+    """(width, height) as two whole numbers >= 1 (an image's ``.size``)."""
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
+        raise ValueError(f"image_size {size!r:.60} must be (width, height) pixels, e.g. "
+                         "image.size")
+    return (checks.integer("image width", size[0], 1),
+            checks.integer("image height", size[1], 1))
 
 
 @dataclass
@@ -73,6 +89,9 @@ class Detections:
                 self.masks = self.masks[None]
             if self.masks.ndim != 3:
                 raise ValueError(f"masks must have shape (N, H, W); got {self.masks.shape}")
+            if self.masks.dtype.kind == "f" and not np.isfinite(self.masks).all():
+                raise ValueError("masks hold NaN or infinite values; a mask is True/False (or "
+                                 "0/1) per pixel: threshold probabilities first (p > 0.5)")
             if self.masks.dtype != bool:
                 self.masks = self.masks > 0.5 if self.masks.dtype.kind == "f" else self.masks != 0
             lengths["masks"] = len(self.masks)
@@ -152,6 +171,10 @@ class Detections:
     @classmethod
     def concat(cls, parts: Sequence[Detections]) -> Detections:
         """Join several Detections (e.g. one per query) into one."""
+        parts = list(parts)
+        stray = next((p for p in parts if not isinstance(p, Detections)), None)
+        if stray is not None:
+            raise ValueError(f"concat joins Detections only; got {stray!r:.60}")
         parts = [p for p in parts if len(p)] or list(parts[:1])
         if not parts:
             return cls.empty()
@@ -239,9 +262,8 @@ class Detections:
 
     def filter(self, min_score: float) -> Detections:
         """Keep detections whose score is at least ``min_score`` (in [0, 1])."""
-        if not 0.0 <= float(min_score) <= 1.0:
-            raise ValueError(f"min_score {min_score!r} must lie in [0, 1]")
-        return self[self.scores >= float(min_score)]
+        low = checks.number("min_score", min_score, 0.0, 1.0)
+        return self[self.scores >= low]
 
     def sorted(self) -> Detections:
         """The same detections, highest score first."""
@@ -258,8 +280,8 @@ class Detections:
         Returns:
             The kept detections, highest score first.
         """
-        if not 0.0 < float(iou) <= 1.0:
-            raise ValueError(f"NMS IoU {iou!r} must lie in (0, 1]")
+        iou = checks.number("NMS IoU", iou, 0.0, 1.0, low_open=True)
+        per_label = checks.flag("per_label", per_label)
         if len(self) <= 1:
             return self.sorted()
         import torch
@@ -280,6 +302,9 @@ class Detections:
         import torch
         from torchvision.ops import box_iou
 
+        if not isinstance(other, Detections):
+            raise ValueError(f"iou compares with other Detections, not {other!r:.60}; wrap boxes "
+                             "as Detections(boxes)")
         if len(self) == 0 or len(other) == 0:
             return np.zeros((len(self), len(other)), dtype=np.float32)
         return box_iou(torch.from_numpy(self.xyxy), torch.from_numpy(other.xyxy)).numpy()
@@ -289,7 +314,7 @@ class Detections:
 
         Boxes are clipped to the image first; a box wholly outside gives an empty mask.
         """
-        w, h = image_size
+        w, h = _image_size(image_size)
         out = np.zeros((len(self), h, w), dtype=bool)
         for i, (x1, y1, x2, y2) in enumerate(self.clip((w, h)).xyxy.round().astype(int)):
             out[i, y1:y2, x1:x2] = True
@@ -309,7 +334,7 @@ class Detections:
             ValueError: no masks (and ``boxes_if_no_masks`` is False), or masks of another
                 size than the image.
         """
-        w, h = image_size
+        w, h = _image_size(image_size)
         if self.masks is None:
             if not boxes_if_no_masks:
                 raise ValueError(
@@ -348,7 +373,7 @@ class Detections:
 
     def clip(self, image_size: tuple[int, int]) -> Detections:
         """Boxes clipped to an image of ``image_size`` = (width, height) pixels."""
-        w, h = image_size
+        w, h = _image_size(image_size)
         boxes = self.xyxy.copy()
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)

@@ -174,8 +174,9 @@ def set_threads(n: int | None = None) -> int:
 
     if n is None:
         n = os.cpu_count() or 1
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"thread count {n!r} must be a positive integer")
+    from helpers import checks
+
+    n = checks.integer("thread count", n, 1, 4096)
     torch.set_num_threads(n)
     return n
 

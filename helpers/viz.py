@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from helpers import checks
+
 if TYPE_CHECKING:
     from helpers.detections import Detections
 
@@ -137,7 +139,7 @@ def overlay_masks(image: Any, masks: Any, alpha: float = 0.45,
         alpha: tint strength in [0, 1].
     """
     img = _rgb(image)
-    stack = np.asarray(masks)
+    stack = _finite(np.asarray(masks), "masks")
     if stack.ndim == 2:
         stack = stack[None]
     if stack.ndim != 3 or stack.shape[1:] != (img.height, img.width):
@@ -145,8 +147,7 @@ def overlay_masks(image: Any, masks: Any, alpha: float = 0.45,
             f"masks have shape {stack.shape}; expected (N, {img.height}, {img.width}) for a "
             f"{img.width}x{img.height} image"
         )
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha {alpha!r} must lie in [0, 1]")
+    alpha = checks.number("alpha", alpha, 0.0, 1.0)
     out = np.array(img)  # (H, W, 3) uint8; only masked pixels are touched below
     for i, mask in enumerate(stack.astype(bool)):
         c = np.array(colors[i % len(colors)] if colors else color(i), dtype=np.float32)
@@ -156,6 +157,14 @@ def overlay_masks(image: Any, masks: Any, alpha: float = 0.45,
             edge = mask & ~_erode(mask)
             out[edge] = c.astype(np.uint8)
     return Image.fromarray(out)
+
+
+def _finite(mask: np.ndarray, what: str) -> np.ndarray:
+    """``mask`` unchanged, or a ValueError when it holds NaN or infinity."""
+    if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+        raise ValueError(f"{what} hold NaN or infinite values; a mask is True/False (or 0/1) "
+                         "per pixel: threshold probabilities first (p > 0.5)")
+    return mask
 
 
 def _erode(mask: np.ndarray) -> np.ndarray:
@@ -174,6 +183,11 @@ def annotate(image: Any, detections: Detections | None = None, points: Any = Non
         box: a prompt box [x1, y1, x2, y2] drawn dashed-yellow style (thick, no tag).
         masks: extra (H, W) or (N, H, W) masks to tint.
     """
+    from helpers.detections import Detections
+
+    if detections is not None and not isinstance(detections, Detections):
+        raise ValueError(f"detections {detections!r:.60} must be Detections (for bare boxes "
+                         "use box=[x1, y1, x2, y2] or Detections(boxes))")
     img = _rgb(image)
     if detections is not None and detections.masks is not None and len(detections):
         img = overlay_masks(img, detections.masks)
@@ -208,13 +222,14 @@ def grid(images: Sequence[Any], captions: Sequence[str] | None = None,
         raise ValueError("grid needs at least one image")
     if captions is not None and len(captions) != len(items):
         raise ValueError(f"{len(items)} images but {len(captions)} captions")
-    if cell < 8 or (height is not None and height < 8):
-        raise ValueError(f"cell size {cell!r} x {height!r} is too small; use at least 8 pixels")
-    cell_h = cell if height is None else int(height)
-    cols = cols or min(4, len(items))
-    if cols < 1:
-        raise ValueError(f"cols {cols!r} must be at least 1")
+    cell = checks.integer("cell", cell, 8, 4096, hint="pixels per picture")
+    cell_h = cell if height is None else checks.integer("height", height, 8, 4096)
+    cols = min(4, len(items)) if cols is None else checks.integer("cols", cols, 1)
+    pad = checks.integer("pad", pad, 0, 256)
     rows = -(-len(items) // cols)
+    _images.check_pixels((cols * (cell + pad) + pad), rows * (cell_h + pad) + pad,
+                         f"a grid of {len(items)} pictures of {cell} pixels",
+                         hint="use a smaller cell or fewer pictures")
     font = _font(max(10, cell // 18))
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     line_h = int(probe.textbbox((0, 0), "Ag", font=font)[3]) + 3
@@ -315,7 +330,7 @@ def _region(image: Image.Image, mask: Any) -> np.ndarray:
     w, h = image.size
     if isinstance(mask, Detections):
         return mask.to_mask((w, h), boxes_if_no_masks=True)
-    region = np.asarray(mask)
+    region = _finite(np.asarray(mask), "the mask")
     if region.ndim == 3:
         region = np.asarray(region.any(axis=0))
     region = np.asarray(region, dtype=bool)
@@ -341,8 +356,7 @@ def blur(image: Any, mask: Any, radius: float = 12) -> Image.Image:
     """
     from PIL import ImageFilter
 
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or radius <= 0:
-        raise ValueError(f"blur radius {radius!r} must be a positive number of pixels")
+    radius = checks.number("blur radius", radius, 0.0, low_open=True, hint="pixels, e.g. 12")
     img = _rgb(image)
     region = _region(img, mask)
     if not region.any():
@@ -352,8 +366,7 @@ def blur(image: Any, mask: Any, radius: float = 12) -> Image.Image:
 
 def pixelate(image: Any, mask: Any, block: int = 12) -> Image.Image:
     """Replace the pixels inside ``mask`` with ``block`` x ``block`` squares of their mean."""
-    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        raise ValueError(f"block {block!r} must be a positive integer number of pixels")
+    block = checks.integer("block", block, 1, hint="pixels, e.g. 12")
     img = _rgb(image)
     region = _region(img, mask)
     if not region.any():
