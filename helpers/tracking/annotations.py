@@ -40,6 +40,9 @@ def plain(value: Any) -> Any:
         return bool(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
+    if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+        f = float(str(value))  # np.float32(0.1) is 0.1, not 0.10000000149...
+        return f if math.isfinite(f) else None
     if isinstance(value, (float, np.floating)):
         f = float(value)
         return f if math.isfinite(f) else None

@@ -134,7 +134,12 @@ class Run:
     def log_text(self, text: str, metadata: Mapping[str, Any] | None = None) -> None:
         """Log a piece of text (a prompt, a note) with optional metadata."""
         self._check_open("log_text")
-        clean_text = redact(str(text), self._secret)
+        if not isinstance(text, str):
+            raise ValueError(f"log_text takes a text (a str), not {text!r:.60}")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ValueError(f"metadata {metadata!r:.60} must be a dict of name -> value, "
+                             "e.g. {'kind': 'prompt'}")
+        clean_text = redact(text, self._secret)
         meta = redact(plain(dict(metadata or {})), self._secret)
         self._append({"type": "text", "text": clean_text, "metadata": meta}, "the text")
         self.experiment.log_text(clean_text, metadata=meta)
@@ -150,7 +155,9 @@ class Run:
     def add_tag(self, tag: str) -> None:
         """Add a tag to the run (in Comet and in the local record)."""
         self._check_open("add_tag")
-        tag = redact(str(tag), self._secret)
+        if not isinstance(tag, str) or not tag.strip():
+            raise ValueError(f"tag {tag!r:.60} must be a non-empty text, e.g. 'sd15'")
+        tag = redact(tag, self._secret)
         self._append({"type": "tag", "tag": tag}, f"the tag {tag!r}")
         self.record["tags"].append(tag)
         self.experiment.add_tag(tag)
@@ -363,10 +370,19 @@ def start(project: str, name: str | None = None, tags: Iterable[str] = (),
     if not isinstance(tags, str) and not isinstance(tags, Iterable):
         raise ValueError(f"tags {tags!r:.60} must be a list of strings, e.g. ['sd15']")
     tags = [str(t) for t in ([tags] if isinstance(tags, str) else tags)]
-    if online not in (None, True, False):
-        raise ValueError(f"online={online!r} must be None (decide), True or False")
+    if online is not None:
+        from helpers import checks
+
+        try:
+            online = checks.flag("online", online)
+        except ValueError:
+            raise ValueError(f"online={online!r} must be None (decide), True or False") from None
     comet.check_config_files()
     root = record.runs_dir(directory)
+    for place in (root, root / project):
+        if place.exists() and not place.is_dir():
+            raise ValueError(f"directory {str(place)!r} is a file, not a folder: give start("
+                             "directory=...) a folder for the run records (or leave it out)")
     use_online, reason = comet.choose_mode(online)
     for previous in list(_ACTIVE.values()):  # Comet holds one experiment per process
         try:
@@ -414,6 +430,9 @@ def pick(image: record.LoggedImage) -> str:
       so and the pick is kept in the local record.
     - A run another process still writes gets them in its local record only.
     """
+    if isinstance(image, record.ImageRecord) and image.get("folder"):  # what log_image returned
+        image = next((e for e in record.logged_images(runs_=[image["folder"]])
+                      if e.record.get("index") == image.get("index")), image)
     if not isinstance(image, record.LoggedImage):
         raise ValueError(f"pick takes an image of tracking.logged_images() or a gallery's "
                          f"entries (or what tracking.best returns), not {image!r:.80}")

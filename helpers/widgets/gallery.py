@@ -27,7 +27,7 @@ from typing import Any
 
 from PIL import Image
 
-from helpers import tracking, viz
+from helpers import checks, tracking, viz
 from helpers.tracking import LoggedImage
 from helpers.widgets import static
 
@@ -108,6 +108,12 @@ class Gallery:
     _cache: dict[tuple[int, bool], Image.Image] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        self.cell = checks.integer("cell", self.cell, 32, 2048, hint="pixels per image")
+        self.entries = list(self.entries)
+        stray = next((e for e in self.entries if not isinstance(e, LoggedImage)), None)
+        if stray is not None:
+            raise ValueError(f"a gallery shows logged images (tracking.logged_images(...)), "
+                             f"not {stray!r:.60}")
         if self.by is not None and self.entries and not any(
                 self.by in e.params for e in self.entries):
             known = sorted({k for e in self.entries for k in e.params})
@@ -266,7 +272,8 @@ class Gallery:
     # ------------------------------------------------------------ picking
     def pick(self, entry: GalleryEntry | int) -> str:
         """Pick an entry (or its index in ``entries``) as the best; returns what was logged."""
-        if isinstance(entry, int):
+        if not isinstance(entry, LoggedImage):
+            entry = checks.integer("pick", entry, hint="an entry or its index in entries")
             if not 0 <= entry < len(self.entries):
                 raise IndexError(f"pick {entry} is out of range for {len(self.entries)} images")
             entry = self.entries[entry]
