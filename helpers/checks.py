@@ -16,6 +16,7 @@ import math
 import numbers
 from typing import Any
 
+
 class WrongType(TypeError, ValueError):
     """A setting of the wrong kind (a string for a number, a float for a count).
 
@@ -57,7 +58,7 @@ def _bounds(low: float | None, high: float | None, low_open: bool, high_open: bo
         return f"{'>' if low_open else '>='} {low:g}"
     if high is not None:
         return f"{'<' if high_open else '<='} {high:g}"
-    return "(any finite value)"
+    return ""
 
 
 def number(name: str, value: Any, low: float | None = None, high: float | None = None, *,
@@ -71,12 +72,13 @@ def number(name: str, value: Any, low: float | None = None, high: float | None =
     plain = _plain(value)
     where = f" ({hint})" if hint else ""
     if isinstance(plain, bool) or not isinstance(plain, numbers.Real):
-        raise WrongType(f"{name} {value!r} must be a number {_bounds(low, high, low_open, high_open)}"
-                        f"{where}")
+        rng = _bounds(low, high, low_open, high_open)
+        raise WrongType(f"{name} {value!r} must be a number{' ' + rng if rng else ''}{where}")
     out = float(plain)
     if not math.isfinite(out):
-        raise ValueError(f"{name} {value!r} must be a finite number, not NaN or infinity; use a "
-                         f"value {_bounds(low, high, low_open, high_open)}{where}")
+        rng = _bounds(low, high, low_open, high_open)
+        raise ValueError(f"{name} {value!r} must be a finite number, not NaN or infinity"
+                         f"{'; use a value ' + rng if rng else ''}{where}")
     below = low is not None and (out <= low if low_open else out < low)
     above = high is not None and (out >= high if high_open else out > high)
     if below or above:
@@ -100,7 +102,7 @@ def integer(name: str, value: Any, low: int | None = None, high: int | None = No
     where = f" ({hint})" if hint else ""
     rng = _bounds(low, high, False, False)
     if isinstance(plain, bool) or not isinstance(plain, numbers.Integral):
-        raise WrongType(f"{name} {value!r} must be an integer {rng}{where}")
+        raise WrongType(f"{name} {value!r} must be an integer{' ' + rng if rng else ''}{where}")
     out = int(plain)
     if (low is not None and out < low) or (high is not None and out > high):
         word = "lie" if low is not None and high is not None else "be"

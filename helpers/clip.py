@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import images, models
+from helpers import checks, compat, images, models
 
 
 def _as_list(items: Any, what: str) -> list[Any]:
@@ -21,6 +21,24 @@ def _as_list(items: Any, what: str) -> list[Any]:
     items = list(items)
     if not items:
         raise ValueError(f"give at least one {what}")
+    return items
+
+
+def _texts(texts: Any, what: str = "texts") -> list[str]:
+    """``texts`` (one text or a list of them) as a list of non-empty strings, or a clear
+    error naming the item that is not one."""
+    if texts is None:
+        raise checks.WrongType(f"{what} None must be a text such as 'a photo of a cat', or a "
+                               "list of texts")
+    if isinstance(texts, np.ndarray):
+        texts = texts.tolist()
+    items = _as_list(texts, what.rstrip("s"))
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise checks.WrongType(f"{what}[{i}] {item!r} is a {type(item).__name__}, not a "
+                                   "text; give strings such as 'a photo of a cat'")
+    if any(not t.strip() for t in items):
+        raise ValueError(f"{what} must not be empty strings; got {items!r}")
     return items
 
 
@@ -38,14 +56,28 @@ class Embedder(models.Pretrained):
         super().__init__(loaded)
         self.model = loaded.model
         self.processor = loaded.processor
+        self.max_text_tokens = min(int(self.processor.tokenizer.model_max_length),
+                                   int(self.model.config.text_config.max_position_embeddings))
+        """Tokens the text encoder reads (77 for CLIP); a longer text loses its end."""
 
     def embed_texts(self, texts: str | Sequence[str]) -> np.ndarray:
-        """(N, D) float32 unit vectors for N texts."""
+        """(N, D) float32 unit vectors for N texts (a text longer than ``max_text_tokens``
+        is cut to that, with a warning).
+
+        Raises:
+            ValueError: no text, an empty text, or something that is not a text (None, a
+                number); ``checks.WrongType``, also a TypeError, for the latter.
+        """
         import torch
 
-        items = [str(t) for t in _as_list(texts, "text")]
-        if any(not t.strip() for t in items):
-            raise ValueError(f"texts must not be empty strings; got {items!r}")
+        items = _texts(texts)
+        limit = self.max_text_tokens
+        for text, ids in zip(items, self.processor.tokenizer(items, verbose=False)["input_ids"]):
+            if len(ids) > limit:
+                short = text if len(text) <= 40 else f"{text[:37]}..."
+                compat.warn(f"the text {short!r} is {len(ids)} tokens long and the text "
+                            f"encoder reads {limit}: the end is cut off. Shorten it to keep "
+                            "every word.")
         batch = self.processor(text=items, return_tensors="pt", padding=True, truncation=True)
         batch = {k: v.to(self.device) for k, v in batch.items()}
         with torch.inference_mode():
@@ -98,8 +130,8 @@ class Embedder(models.Pretrained):
         Returns:
             {label: probability}, highest first; the probabilities sum to 1.
         """
-        names = [str(x) for x in _as_list(labels, "label")]
-        if "{}" not in template:
+        names = _texts(labels, "labels")
+        if not isinstance(template, str) or "{}" not in template:
             raise ValueError(f"template {template!r} must contain {{}} where the label goes")
         text = self.embed_texts([template.format(n) for n in names])
         logits = self.logit_scale * self.similarity(self.embed_images(image), text)[0]

@@ -16,19 +16,22 @@ Duplicates are removed with torchvision's NMS, per label (or across labels on re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from helpers import compat, images, models
+from helpers import checks, compat, images, models
 from helpers.detections import Detections
 
 FAMILIES = ("owlvit", "owlv2", "grounding-dino")
 
 
 def _queries(queries: str | Sequence[str]) -> list[str]:
+    if not isinstance(queries, str) and not isinstance(queries, Iterable):
+        raise ValueError(f"queries {queries!r:.60} must be a text such as 'a cat' or a list of "
+                         "texts")
     items = [queries] if isinstance(queries, str) else list(queries)
     if not items:
         raise ValueError("queries is empty; give a text such as 'a cat' or a list of texts")
@@ -40,16 +43,16 @@ def _queries(queries: str | Sequence[str]) -> list[str]:
     return cleaned
 
 
-def _check_settings(threshold: float, nms_iou: float | None, top_k: int | None) -> None:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-            or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold {threshold!r} must lie in [0, 1] (0.1 is a good start)")
-    if nms_iou is not None and (isinstance(nms_iou, bool) or not isinstance(nms_iou, (int, float))
-                                or not 0.0 < nms_iou <= 1.0):
-        raise ValueError(f"nms_iou {nms_iou!r} must lie in (0, 1], or be None for no NMS")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
-                              or top_k < 1):
-        raise ValueError(f"top_k {top_k!r} must be a positive integer or None")
+def _check_settings(threshold: Any, nms_iou: Any, top_k: Any
+                    ) -> tuple[float, float | None, int | None]:
+    """The settings as plain Python numbers (NumPy scalars welcome), or a clear error."""
+    threshold = checks.number("threshold", threshold, 0.0, 1.0, hint="0.1 is a good start")
+    if nms_iou is not None:
+        nms_iou = checks.number("nms_iou", nms_iou, 0.0, 1.0, low_open=True,
+                                hint="or None for no NMS")
+    if top_k is not None:
+        top_k = checks.integer("top_k", top_k, 1, hint="a positive integer, or None for all")
+    return threshold, nms_iou, top_k
 
 
 @dataclass
@@ -152,12 +155,19 @@ class Detector(models.Pretrained):
         self.model = loaded.model
         self.processor = loaded.processor
         self.family = loaded.spec.family
+        config = self.model.config
+        self.max_text_tokens = int(config.max_text_len) if self.family == "grounding-dino" \
+            else min(int(self.processor.tokenizer.model_max_length),
+                     int(config.text_config.max_position_embeddings))
+        """Tokens the text encoder reads: per query (OWL), or all queries joined (Grounding
+        DINO, whose queries go in as one text "q1. q2.")."""
 
     def raw(self, image: Any, queries: str | Sequence[str]) -> tuple[RawBoxes, tuple[int, int]]:
         """Every box the model proposes with its best query's score (no threshold), and the
         photo's (width, height). ``detect`` is this plus ``to_detections``."""
 
         texts = _queries(queries)
+        self._check_lengths(texts)
         img = images.load(image)
         if self.family == "grounding-dino":
             text = " ".join(f"{q.lower()}." for q in texts)
@@ -177,6 +187,36 @@ class Detector(models.Pretrained):
             raw = owl_raw(outputs.logits[0], outputs.pred_boxes[0],
                           square=self.family == "owlv2")
         return raw, img.size
+
+    def _check_lengths(self, texts: list[str]) -> None:
+        """Warn for an OWL query its text encoder cuts short; refuse Grounding DINO queries
+        whose joined text is longer than its text encoder reads (before the image is read)."""
+        tokenizer, limit = self.processor.tokenizer, self.max_text_tokens
+        if self.family != "grounding-dino":
+            for text, ids in zip(texts, tokenizer(texts, verbose=False)["input_ids"]):
+                if len(ids) > limit:
+                    short = text if len(text) <= 40 else f"{text[:37]}..."
+                    compat.warn(f"the query {short!r} is {len(ids)} tokens long and the "
+                                f"text encoder reads {limit}: the end is cut off. Shorten it "
+                                "to keep every word.")
+            return
+        joined = " ".join(f"{q.lower()}." for q in texts)
+        total = len(tokenizer(joined, verbose=False)["input_ids"])
+        if total <= limit:
+            return
+        used, fit = 2, 0  # [CLS] and [SEP]
+        for ids in tokenizer([q.lower() for q in texts], add_special_tokens=False,
+                             verbose=False)["input_ids"]:
+            used += len(ids) + 1  # the query's tokens, then "."
+            if used > limit:
+                break
+            fit += 1
+        raise ValueError(
+            f"the {len(texts)} {'query makes' if len(texts) == 1 else 'queries make'} "
+            f"{total} tokens and Grounding DINO's text encoder "
+            f"reads {limit}: the first {fit} fit. Use fewer or shorter queries, or detect "
+            "in several calls and join the results."
+        )
 
     def _forward(self, inputs: dict[str, Any]) -> Any:
         import torch
@@ -203,7 +243,8 @@ class Detector(models.Pretrained):
             ``Detections`` in original pixels, best first. No box found is not an error:
             an empty ``Detections`` flows through every later step.
         """
-        _check_settings(threshold, nms_iou, top_k)
+        threshold, nms_iou, top_k = _check_settings(threshold, nms_iou, top_k)
+        cross_label_nms = checks.flag("cross_label_nms", cross_label_nms)
         texts = _queries(queries)
         raw, size = self.raw(image, texts)
         return to_detections(raw, size, texts, threshold, nms_iou, cross_label_nms, top_k)

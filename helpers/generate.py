@@ -12,27 +12,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from helpers import models, runtime, tracking
-from helpers.diffusion import Diffusion
+from helpers import checks, models, runtime, tracking
+from helpers.diffusion import Diffusion, check_size, count, guidance, side
 
 if TYPE_CHECKING:
     from PIL import Image
 
 
-def _check(prompt: str, steps: int, guidance_scale: float, height: int, width: int,
-           seed: int) -> None:
+def _check(prompt: str, steps: Any, guidance_scale: Any, height: Any, width: Any,
+           seed: Any) -> tuple[int, float, int, int, int]:
+    """(steps, guidance_scale, height, width, seed) as plain Python numbers, checked."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"prompt {prompt!r} must be a non-empty string")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps {steps!r} must be a positive integer")
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) \
-            or not 0 <= guidance_scale <= 50:
-        raise ValueError(f"guidance_scale {guidance_scale!r} must lie in [0, 50]")
-    for label, size in (("height", height), ("width", width)):
-        if isinstance(size, bool) or not isinstance(size, int) or size < 8 or size % 8:
-            raise ValueError(f"{label} {size!r} must be a multiple of 8 pixels (at least 8)")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed {seed!r} must be a non-negative integer")
+    return (count("steps", steps, 1, 1000), guidance(guidance_scale),
+            side("height", height), side("width", width), checks.seed(seed))
 
 
 class Generator(Diffusion):
@@ -81,10 +74,14 @@ class Generator(Diffusion):
             seed: the starting noise; the same seed and settings give the same pixels.
             steps, guidance_scale: denoising steps and classifier-free guidance strength;
                 None: the model's defaults (``self.steps``, ``self.guidance_scale``).
-            height, width: output size in pixels, multiples of 8.
+            height, width: output size in pixels, multiples of 8, at most
+                ``diffusion.MAX_SIDE``; refused before any work when the estimated memory
+                (``diffusion.activation_bytes``) is more than the device has free.
         """
         steps, guidance_scale = self._defaults(steps, guidance_scale)
-        _check(prompt, steps, guidance_scale, height, width, seed)
+        steps, guidance_scale, height, width, seed = _check(prompt, steps, guidance_scale,
+                                                            height, width, seed)
+        self._check_size(f"height={height}, width={width}", height, width, guidance_scale)
         self._advise(steps, guidance_scale, negative_prompt)
         with self.sampling():
             out = self.pipe(prompt=prompt, negative_prompt=negative_prompt,
@@ -96,7 +93,7 @@ class Generator(Diffusion):
         from importlib.metadata import version
 
         args = {"prompt": prompt, "model": self.name, "negative_prompt": negative_prompt,
-                "seed": seed, "steps": steps, "guidance_scale": float(guidance_scale),
+                "seed": seed, "steps": steps, "guidance_scale": guidance_scale,
                 "height": height, "width": width, "revision": self.commit,
                 "device": self.device, "scheduler": self.schedule.name}
         context = {**self.context(), "diffusers": version("diffusers")}
@@ -123,8 +120,14 @@ def text_to_image(prompt: str, model: str = "sd15", negative_prompt: str | None 
         pipe: an already loaded pipeline to use instead of ``model``; its images carry no
             recipe, since a name cannot rebuild that pipeline.
     """
-    _check(prompt, 1 if steps is None else steps, 0 if guidance_scale is None else guidance_scale,
-           height, width, seed)  # before anything loads
+    _, scale, h, w, _ = _check(prompt, 1 if steps is None else steps,
+                               7.5 if guidance_scale is None else guidance_scale, height,
+                               width, seed)  # before anything loads
+    if pipe is None:  # the size against the device's memory, with SD's VAE and dtype
+        dev = runtime.device(device)
+        check_size(f"height={h}, width={w}", h, w, dev,
+                   element_bytes=runtime.dtype(dev, diffusion=True).itemsize,
+                   batch=2 if scale > 1 else 1)
     generator = (Generator.from_pretrained(model, device=device) if pipe is None
                  else Generator.wrap(pipe))
     return generator.generate(prompt, negative_prompt, seed, steps, guidance_scale, height,

@@ -5,6 +5,14 @@ a file path, a URL, a PIL image or a NumPy array. Whatever comes in, an 8-bit RG
 comes out, turned upright by its EXIF orientation. Grey, grey+alpha, palette, RGBA,
 16-bit and CMYK inputs are converted (transparent areas are laid on white).
 
+Pixel limits live here, in one place: a pixel budget (``max_pixels()``, 40 megapixels by
+default; ``HELPERS_MAX_PIXELS`` or ``set_max_pixels(n)`` changes it) and a hard ceiling of
+``CEILING`` times the budget. A file's size is read from its header before it is decoded: a
+photo between the budget and the ceiling is downscaled to the budget with a warning (a JPEG
+is decoded at 1/2, 1/4 or 1/8 scale straight away); above the ceiling, or refused by PIL as a
+decompression bomb, it is a ValueError that names its size. ``check_pixels(width, height,
+what)`` raises the same error for any other picture about to be made or stored.
+
 The sample photos live in ``data/`` with a manifest (source, licence, size, SHA-256);
 ``sample(name)`` loads one by name and ``samples()`` lists them.
 """
@@ -13,7 +21,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import re
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,9 +32,126 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from helpers import checks, compat
+
 DATA_ENV = "HELPERS_DATA_DIR"
 _URL_PREFIXES = ("http://", "https://")
+MAX_PIXELS_ENV = "HELPERS_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 40_000_000
+"""The default pixel budget: 40 megapixels (a 7730 x 5150 photo, 120 MB as 8-bit RGB)."""
+CEILING = 4
+"""A picture up to ``CEILING`` times the budget is downscaled to it; a larger one is refused."""
+_RESIZABLE = ("RGB", "RGBA", "L", "LA", "CMYK", "I", "F")
+"""Modes PIL resizes with a real filter (others are converted to RGB first)."""
+_budget: int | None = None
 
+
+# ---------------------------------------------------------------- pixel limits
+
+def max_pixels() -> int:
+    """The pixel budget: ``set_max_pixels``'s value, else ``HELPERS_MAX_PIXELS``, else 40 M.
+
+    Raises:
+        ValueError: ``HELPERS_MAX_PIXELS`` is not a positive whole number of pixels.
+    """
+    if _budget is not None:
+        return _budget
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 1 or value != int(value):
+        raise ValueError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} must be a whole "
+                         "number of pixels, e.g. 40000000 (or 40e6); unset it for the default "
+                         f"of {DEFAULT_MAX_PIXELS:,}")
+    return int(value)
+
+
+def set_max_pixels(n: int | None) -> int:
+    """Set the pixel budget for this process (None: back to ``HELPERS_MAX_PIXELS`` or the
+    default); returns the budget now in force."""
+    global _budget
+    _budget = None if n is None else checks.integer("max_pixels", n, 1)
+    return max_pixels()
+
+
+def _megapixels(pixels: float) -> str:
+    return f"{pixels / 1e6:,.1f} megapixels" if pixels >= 1e5 else f"{int(pixels):,} pixels"
+
+
+def check_pixels(width: int, height: int, what: str = "the image", *,
+                 limit: int | None = None, hint: str | None = None) -> None:
+    """Raise a ValueError when a ``width`` x ``height`` picture is more than ``limit`` pixels
+    (default: the budget, ``max_pixels()``); call it before making or storing a picture.
+
+    Args:
+        what: how the message names the picture ("the logged image", ...).
+        hint: what to do instead (default: downscale it first).
+    """
+    w, h = checks.integer("width", width, 0), checks.integer("height", height, 0)
+    top = max_pixels() if limit is None else limit
+    if w * h <= top:
+        return
+    todo = hint or ("downscale it first (e.g. images.resize_long_side(img, 4096)), or raise "
+                    f"the budget with images.set_max_pixels(n) or {MAX_PIXELS_ENV}")
+    raise ValueError(f"{what} is {w}x{h} pixels ({_megapixels(w * h)}), more than the limit "
+                     f"of {_megapixels(top)}: {todo}")
+
+
+def _fit(w: int, h: int, pixels: int) -> tuple[int, int]:
+    """The largest (w', h') of the same aspect with w' * h' <= pixels."""
+    scale = math.sqrt(pixels / (w * h))
+    tw, th = max(1, math.floor(w * scale)), max(1, math.floor(h * scale))
+    while tw * th > pixels:  # the square root's rounding
+        if tw >= th:
+            tw -= 1
+        else:
+            th -= 1
+    return tw, th
+
+
+def _check_ceiling(w: int, h: int, what: str) -> None:
+    """Refuse a picture above the ceiling (``CEILING`` times the budget), naming its size."""
+    check_pixels(w, h, what, limit=CEILING * max_pixels(),
+                 hint=f"that is more than {CEILING} times the pixel budget, too large to "
+                      "downscale here. Downscale it first (an image editor, or PIL's "
+                      "Image.thumbnail), or raise the budget with images.set_max_pixels(n) or "
+                      f"{MAX_PIXELS_ENV}")
+
+
+def _within_budget(img: Image.Image, what: str, draft: bool = False) -> Image.Image:
+    """``img`` as RGB, downscaled to the budget (with a warning) when it is larger.
+
+    Its size is read from its header: above the ceiling it is refused before decoding;
+    ``draft`` lets a JPEG decode at a reduced scale (only for an image ``load`` opened
+    itself: it changes the image object).
+    """
+    w, h = img.size
+    budget = max_pixels()
+    if w * h <= budget:
+        return _to_rgb(img)
+    _check_ceiling(w, h, what)
+    target = _fit(w, h, budget)
+    if draft:
+        img.draft(img.mode, target)  # a JPEG decodes at 1/2, 1/4 or 1/8 scale; others: no-op
+    if img.mode == "1":  # 1-bit and palette images would resize with NEAREST only
+        img = img.convert("L")
+    elif img.mode not in _RESIZABLE:
+        img = _to_rgb(img)
+    if (img.size[0] < img.size[1]) != (target[0] < target[1]):
+        target = target[::-1]  # turned upright by its EXIF orientation already
+    out = _to_rgb(img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0))
+    compat.warn(f"{what} is {w}x{h} pixels ({_megapixels(w * h)}), more than the pixel budget "
+                f"of {_megapixels(budget)}: it was downscaled to {out.size[0]}x{out.size[1]}. "
+                "Downscale it yourself to choose how, or raise the budget with "
+                f"images.set_max_pixels(n) or {MAX_PIXELS_ENV}.")
+    return out
+
+
+# ---------------------------------------------------------------- loading
 
 def data_dir() -> Path:
     """The folder with the sample photos and ``manifest.json`` (``HELPERS_DATA_DIR`` overrides)."""
@@ -74,6 +202,7 @@ def from_array(array: Any) -> Image.Image:
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"an image array must not be empty; got shape {arr.shape}")
+    _check_ceiling(arr.shape[1], arr.shape[0], "the image array")  # before any conversion
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     elif arr.dtype == np.uint16:
@@ -95,19 +224,35 @@ def from_array(array: Any) -> Image.Image:
             raise ValueError(
                 f"image arrays must be uint8, uint16, bool or float in [0, 1]; got {arr.dtype}"
             )
-    return _to_rgb(Image.fromarray(np.ascontiguousarray(arr)))
+    return _within_budget(Image.fromarray(np.ascontiguousarray(arr)), "the image array")
 
 
 def _open_bytes(data: bytes, where: str) -> Image.Image:
+    """The image in ``data`` as RGB within the budget; its size is checked from its header,
+    before its pixels are decoded."""
     try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        with warnings.catch_warnings():  # the budget below supersedes PIL's bomb warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{_megapixels(int(found.group(1)))}, " if found else "its size is "
         raise ValueError(
-            f"{where} is not an image that PIL can read ({err}). Use a PNG, JPEG, "
-            "WebP, TIFF or BMP file."
-        ) from err
-    return img
+            f"{where} is too large to open: {size}more than PIL's decompression-bomb limit "
+            f"of {_megapixels(2 * (Image.MAX_IMAGE_PIXELS or 0))} (the pixel budget is "
+            f"{_megapixels(max_pixels())}). If it is a real photo, downscale it first with an "
+            "image editor; if not, do not open it") from err
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise _unreadable(where, err) from err
+    try:
+        return _within_budget(img, where, draft=True)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise _unreadable(where, err) from err
+
+
+def _unreadable(where: str, err: BaseException) -> ValueError:
+    return ValueError(f"{where} is not an image that PIL can read ({err}). Use a PNG, JPEG, "
+                      "WebP, TIFF or BMP file.")
 
 
 def _fetch_url(url: str, timeout: float) -> bytes:
@@ -135,21 +280,24 @@ def load(src: Any, timeout: float = 20.0) -> Image.Image:
         timeout: seconds to wait for a URL.
 
     Returns:
-        A ``PIL.Image.Image`` in mode "RGB"; ``img.size`` is (width, height) in pixels.
+        A ``PIL.Image.Image`` in mode "RGB"; ``img.size`` is (width, height) in pixels. A
+        picture above the pixel budget (``max_pixels()``) comes downscaled to it, with a
+        warning that names both sizes.
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: the file or URL is not an image, or the array cannot be one.
+        ValueError: the file or URL is not an image, the array cannot be one, or it is more
+            than ``CEILING`` times the pixel budget (checked before decoding).
         TypeError: ``src`` is none of the above.
     """
     if isinstance(src, Image.Image):
-        return _to_rgb(src)
+        return _within_budget(src, "the image")
     if isinstance(src, np.ndarray):
         return from_array(src)
     if isinstance(src, (str, os.PathLike)):
         text = os.fspath(src)
         if isinstance(text, str) and text.startswith(_URL_PREFIXES):
-            return _to_rgb(_open_bytes(_fetch_url(text, timeout), text))
+            return _open_bytes(_fetch_url(text, timeout), text)
         path = Path(text).expanduser()
         if not path.exists():
             raise FileNotFoundError(
@@ -159,7 +307,7 @@ def load(src: Any, timeout: float = 20.0) -> Image.Image:
             )
         if path.is_dir():
             raise ValueError(f"{str(path)!r} is a folder, not an image file")
-        return _to_rgb(_open_bytes(path.read_bytes(), repr(str(path))))
+        return _open_bytes(path.read_bytes(), repr(str(path)))
     raise TypeError(
         f"cannot load an image from {type(src).__name__}; pass a path, a URL, a PIL image "
         "or a NumPy array"
@@ -220,14 +368,23 @@ def resize_long_side(img: Image.Image, n: int) -> Image.Image:
 
     The shorter side is rounded and never below 1 pixel. Downscaling uses a box-filtered
     Lanczos resample, so thin lines do not alias.
+
+    Raises:
+        ValueError: ``n`` is not a positive integer, or the result would be more than the
+            pixel budget (``max_pixels()``); nothing is allocated then.
     """
     if not isinstance(img, Image.Image):
         raise TypeError(f"resize_long_side takes a PIL image; got {type(img).__name__}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"long side {n!r} must be a positive integer number of pixels")
+    try:
+        n = checks.integer("long side", n, 1)
+    except ValueError as err:  # checks.WrongType stays a TypeError too
+        raise type(err)(f"long side {n!r} must be a positive integer number of pixels") from None
     w, h = img.size
-    scale = int(n) / max(w, h)
+    scale = n / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    check_pixels(*size, f"resize_long_side(img, {n}) would make a picture that",
+                 hint=f"choose a smaller long side (at most about "
+                      f"{max(_fit(w, h, max_pixels()))} px for this {w}x{h} image)")
     if size == (w, h):
         return img.copy()
     return img.resize(size, Image.Resampling.LANCZOS)

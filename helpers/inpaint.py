@@ -18,6 +18,7 @@ noise for every value.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,14 +26,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from helpers import compat, images, models, runtime, tracking
-from helpers.diffusion import Diffusion
+from helpers import checks, compat, images, models, runtime, tracking
+from helpers.diffusion import Diffusion, count, guidance, side
 
 if TYPE_CHECKING:
     from helpers.tracking import Run
 
 SWEEPABLE = ("seed", "steps", "guidance_scale", "strength", "negative_prompt", "prompt",
              "grow", "feather", "resolution")
+MAX_GROW = 512
+"""The most pixels a mask grows by, or feathers over (the kernel is a disc this wide)."""
 
 
 # ---------------------------------------------------------------- masks
@@ -59,15 +62,26 @@ def as_mask(mask: Any, size: tuple[int, int]) -> np.ndarray:
         arr = np.asarray(mask.convert("L"))
     else:
         arr = np.asarray(mask)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"the mask must be an array of bools or numbers (True or 1 = "
+                             f"repaint); got an array of {arr.dtype}")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ValueError(
+                f"the mask holds {int(np.isnan(arr).sum())} NaN and "
+                f"{int(np.isinf(arr).sum())} infinite values; it must say for every pixel "
+                "whether to repaint it. Make it a bool array first, e.g. "
+                "np.nan_to_num(mask) > 0.5")
         if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[:2] == (h, w):
             arr = arr[..., 0]
         elif arr.ndim == 3:
             arr = np.asarray(arr.any(axis=0))
     if arr.shape != (h, w):
+        shrunk = arr.ndim > 1 and arr.shape[0] * arr.shape[1] > images.max_pixels() >= w * h
         raise ValueError(
             f"the mask is {arr.shape[1] if arr.ndim > 1 else '?'}x{arr.shape[0]} but the photo "
             f"is {w}x{h}; make the mask for this photo (e.g. with Segmenter.segment)"
-        )
+            + ("; a photo above the pixel budget is downscaled as it loads, so load it with "
+               "images.load first and make the mask for that" if shrunk else ""))
     if arr.dtype != bool:
         values = set(np.unique(arr).tolist())
         if values <= {0, 1}:
@@ -150,29 +164,27 @@ def work_region(mask: np.ndarray, native: int, margin: float = 0.25,
 
 # ---------------------------------------------------------------- the inpainter
 
-def _check(steps: int, guidance_scale: float, strength: float, num_images: int, grow: int,
-           feather: int, seed: int) -> None:
-    def whole(name: str, value: Any, low: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} {value!r} must be an integer >= {low}")
-
-    whole("steps", steps, 1)
-    whole("num_images", num_images, 1)
-    whole("grow", grow, 0)
-    whole("feather", feather, 0)
-    whole("seed", seed, 0)
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
-            or not 0.0 < strength <= 1.0:
-        raise ValueError(f"strength {strength!r} must lie in (0, 1]: 1 repaints from pure noise")
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) \
-            or guidance_scale < 0:
-        raise ValueError(f"guidance_scale {guidance_scale!r} must be >= 0 (7.5 is typical)")
+def _check(steps: Any, guidance_scale: Any, strength: Any, num_images: Any, grow: Any,
+           feather: Any, seed: Any) -> tuple[int, float, float, int, int, int, int]:
+    """(steps, guidance_scale, strength, num_images, grow, feather, seed), plain and checked."""
+    steps = count("steps", steps, 1, 1000)
+    num_images = count("num_images", num_images, 1)
+    grow = count("grow", grow, 0, MAX_GROW)
+    feather = count("feather", feather, 0, MAX_GROW)
+    seed = checks.seed(seed)
+    if seed + num_images > checks.SEED_LIMIT:
+        raise ValueError(f"seed {seed} with num_images={num_images}: image i uses seed + i, "
+                         "which must stay below 2**63; use a smaller seed")
+    strength = checks.number("strength", strength, 0.0, 1.0, low_open=True,
+                             hint="1 repaints from pure noise")
+    guidance_scale = guidance(guidance_scale)
     if int(steps * strength) < 1:
         need = int(np.ceil(1 / strength))
         raise ValueError(
             f"strength {strength} runs only steps x strength = {steps * strength:g} denoising "
             f"steps, fewer than one; use at least {need} steps with this strength"
         )
+    return steps, guidance_scale, strength, num_images, grow, feather, seed
 
 
 class Inpainter(Diffusion):
@@ -215,17 +227,45 @@ class Inpainter(Diffusion):
             return 0
         return len(self.pipe.tokenizer(text, truncation=False)["input_ids"])
 
-    def _check_prompts(self, prompt: str, negative_prompt: str | None) -> None:
+    def _check_prompts(self, prompt: str, negative_prompt: str | None,
+                       warn: bool = True) -> None:
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"prompt {prompt!r} must be a non-empty text, e.g. "
                              "'a realistic green dragon'")
+        if negative_prompt is not None and not isinstance(negative_prompt, str):
+            raise ValueError(f"negative_prompt {negative_prompt!r} must be a text or None")
         limit = int(self.pipe.tokenizer.model_max_length)
         for label, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
-            n = self._prompt_tokens(text)
+            n = self._prompt_tokens(text) if warn else 0
             if n > limit:
                 compat.warn(
                     f"the {label} is {n} tokens long and the text encoder reads {limit}: "
                     "the end is cut off. Shorten it to keep every word.")
+
+    def _settings(self, prompt: str, negative_prompt: str | None = None, seed: Any = 0,
+                  steps: Any = None, guidance_scale: Any = None, strength: Any = 1.0,
+                  num_images: Any = 1, grow: Any = 8, feather: Any = 8, margin: Any = 0.25,
+                  crop: Any = True, resolution: Any = None, *, warn: bool = True
+                  ) -> dict[str, Any]:
+        """``inpaint``'s settings (the same defaults), every one checked and made a plain
+        Python value, before any work; ``warn`` also gives the advice for them."""
+        steps, guidance_scale = self._defaults(steps, guidance_scale)
+        steps, guidance_scale, strength, num_images, grow, feather, seed = _check(
+            steps, guidance_scale, strength, num_images, grow, feather, seed)
+        margin = checks.number("margin", margin, 0.0,
+                               hint="context around the mask, a fraction of its size: 0.25")
+        crop = checks.flag("crop", crop)
+        if resolution is not None:
+            resolution = side("resolution", resolution, 64)
+        work = resolution or self.native
+        self._check_size(f"resolution {work}", work, work, guidance_scale)
+        self._check_prompts(prompt, negative_prompt, warn)
+        if warn:
+            self._advise(steps, guidance_scale, negative_prompt)
+        return {"prompt": prompt, "negative_prompt": negative_prompt, "seed": seed,
+                "steps": steps, "guidance_scale": guidance_scale, "strength": strength,
+                "num_images": num_images, "grow": grow, "feather": feather, "margin": margin,
+                "crop": crop, "resolution": resolution}
 
     def prepare(self, image: Any, mask: Any, grow: int = 8, feather: int = 8,
                 margin: float = 0.25, crop: bool = True, resolution: int | None = None
@@ -261,34 +301,32 @@ class Inpainter(Diffusion):
             crop: False works on the whole photo (squashed into the native resolution).
             resolution: the long side of the work region in pixels (a multiple of 8);
                 default the model's native size (512 for SD). Smaller is much faster on a
-                CPU (the cost grows with the pixel count) and blurrier.
+                CPU (the cost grows with the pixel count) and blurrier. At most
+                ``diffusion.MAX_SIDE``, and refused before any work when its estimated
+                memory (``diffusion.activation_bytes``) is more than the device has free.
+
+        Every setting is checked (NumPy numbers are taken; NaN, infinity and booleans are
+        not) before the photo is loaded; the recipe records plain Python values.
 
         Returns:
             ``num_images`` PIL images, the size of the photo; outside the grown mask they
             are identical to it.
         """
-        steps, guidance_scale = self._defaults(steps, guidance_scale)
-        _check(steps, guidance_scale, strength, num_images, grow, feather, seed)
-        self._advise(steps, guidance_scale, negative_prompt)
-        if resolution is not None and (isinstance(resolution, bool) or not isinstance(
-                resolution, int) or resolution < 64 or resolution % 8):
-            raise ValueError(f"resolution {resolution!r} must be a multiple of 8, at least 64")
-        self._check_prompts(prompt, negative_prompt)
-        photo, raw, grown, weights, region = self.prepare(image, mask, grow, feather, margin,
-                                                          crop, resolution)
+        s = self._settings(prompt, negative_prompt, seed, steps, guidance_scale, strength,
+                           num_images, grow, feather, margin, crop, resolution)
+        photo, raw, grown, weights, region = self.prepare(
+            image, mask, s["grow"], s["feather"], s["margin"], s["crop"], s["resolution"])
         mask_image = Image.fromarray(raw.astype(np.uint8) * 255)
         outputs = []
         adapted = self.has_lora()  # a LoRA on top: a name cannot rebuild this pipeline
-        for i in range(num_images):
-            out = self._generate(photo, grown, weights, region, prompt, negative_prompt,
-                                 seed + i, steps, guidance_scale, strength)
+        for i in range(s["num_images"]):
+            out = self._generate(photo, grown, weights, region, s["prompt"],
+                                 s["negative_prompt"], s["seed"] + i, s["steps"],
+                                 s["guidance_scale"], s["strength"])
             outputs.append(out)
             if adapted:
                 continue
-            args = {"prompt": prompt, "negative_prompt": negative_prompt, "seed": seed + i,
-                    "steps": steps, "guidance_scale": float(guidance_scale),
-                    "strength": float(strength), "grow": grow, "feather": feather,
-                    "margin": margin, "crop": crop, "resolution": resolution,
+            args = {**{k: v for k, v in s.items() if k != "num_images"}, "seed": s["seed"] + i,
                     "model": self.name, "revision": self.commit, "device": self.device,
                     "scheduler": self.schedule.name}
             context = {**self.context(), "work_region": list(region.box),
@@ -328,6 +366,8 @@ class Inpainter(Diffusion):
             run: a tracking run to log each image to, with its settings.
             settings: other ``inpaint`` settings, the same for every value.
 
+        Every value (and the photo and mask) is checked before the first image is made.
+
         Returns:
             (images, a captioned grid of them).
         """
@@ -335,21 +375,29 @@ class Inpainter(Diffusion):
 
         if param not in SWEEPABLE:
             raise ValueError(f"cannot sweep {param!r}; choose one of {', '.join(SWEEPABLE)}")
+        values = list(values)
         if not values:
             raise ValueError("values is empty; give at least one value to try")
         if param in settings:
             raise ValueError(f"{param!r} is the swept setting; do not also pass it")
+        known = set(inspect.signature(Inpainter.inpaint).parameters) - {"self", "image", "mask"}
+        if unknown := sorted(set(settings) - known):
+            raise TypeError(f"sweep got unknown setting(s) {', '.join(map(repr, unknown))}; "
+                            f"inpaint takes {', '.join(sorted(known))}")
+        # every value, the photo and the mask are checked before the first image is made
+        asked = [{"seed": seed, "prompt": prompt, **settings, param: v} for v in values]
+        checked = [self._settings(**kwargs, warn=False) for kwargs in asked]
         photo = images.load(image)
+        as_mask(mask, photo.size)
         outputs = []
-        for value in values:
-            kwargs = {"seed": seed, "prompt": prompt, **settings, param: value}
+        for kwargs, plain in zip(asked, checked):
             out = self.inpaint(photo, mask, **kwargs)[0]
             outputs.append(out)
             if run is not None:
-                shown = {k: v for k, v in kwargs.items() if k != "prompt"}
-                run.log_image(out, f"{param}={value}", metadata={"prompt": kwargs["prompt"],
-                                                                 **shown, "sweep": param})
-        captions = [f"{param} = {v}" for v in values]
+                shown = {k: plain[k] for k in kwargs if k != "prompt"}
+                run.log_image(out, f"{param}={plain[param]}",
+                              metadata={"prompt": plain["prompt"], **shown, "sweep": param})
+        captions = [f"{param} = {plain[param]}" for plain in checked]
         return outputs, viz.grid(outputs, captions, cols=min(len(values), 5))
 
 

@@ -21,11 +21,11 @@ by a pipeline that carries a LoRA have no recipe: a model name alone cannot rebu
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Any
 
+from helpers import checks
 from helpers.weights import LORA_FILE  # noqa: F401  (the file a LoRA folder holds)
 
 INFO_FILE = "dreambooth.json"
@@ -46,18 +46,22 @@ def pipeline(target: Any) -> Any:
 
 def folder(path: str | Path) -> Path:
     """The folder holding ``pytorch_lora_weights.safetensors``: ``path`` itself, or its
-    ``lora/`` (a DreamBooth output folder); a checkpoint folder works too.
+    ``lora/`` (a DreamBooth output folder); a checkpoint folder, or the file itself, works too.
 
     Raises:
         FileNotFoundError: there is no LoRA there; the message says what was looked for.
     """
     root = Path(path)
+    if root.name == LORA_FILE and root.is_file():  # the file itself
+        return root.parent
     for candidate in (root, root / "lora"):
         if (candidate / LORA_FILE).is_file():
             return candidate
+    found = ("the path does not exist" if not root.exists() else
+             "it is a file, not a folder" if root.is_file() else "the folder lacks it")
     raise FileNotFoundError(
-        f"no LoRA in {str(root)!r}: expected {LORA_FILE} there or in its lora/ folder. Pass "
-        "result.lora_dir from dreambooth.train, or a checkpoint folder."
+        f"no LoRA in {str(root)!r}: expected {LORA_FILE} there or in its lora/ folder "
+        f"({found}). Pass result.lora_dir from dreambooth.train, or a checkpoint folder."
     )
 
 
@@ -89,6 +93,13 @@ def weights(target: Any) -> dict[str, float]:
     return {name: float(kept.get(name, 1.0)) for name in sorted(adapters(pipe))}
 
 
+def _delete(pipe: Any, names: list[str]) -> None:
+    """Delete adapters, quietly: peft's "... was active which is now deleted" is meant."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Adapter .* was active which is now deleted")
+        pipe.delete_adapters(names)
+
+
 def _activate(pipe: Any, chosen: dict[str, float]) -> None:
     """Make exactly the adapters of ``chosen`` act, each with its weight."""
     pipe._helpers_adapter_weights = dict(chosen)
@@ -97,21 +108,152 @@ def _activate(pipe: Any, chosen: dict[str, float]) -> None:
 
 
 def _check_weight(weight: Any) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) \
-            or not math.isfinite(weight):
-        raise ValueError(f"weight {weight!r} must be a number (0: base model, 1: as trained)")
-    return float(weight)
+    return checks.number("weight", weight, hint="0: base model, 1: as trained")
 
 
-def _cross_attention_dim(path: Path) -> int | None:
-    from safetensors import safe_open
+_AGAIN = ("train it again with dreambooth.train, or point to the folder it wrote "
+          "(result.lora_dir)")
+_HALVES = {".lora_A.weight": "A", ".lora_B.weight": "B",  # peft's names (diffusers >= 0.26)
+           ".lora.down.weight": "A", ".lora.up.weight": "B"}  # diffusers' older names
+_INCOMING = "helpers_incoming"
+"""The name a LoRA loads under first when it replaces one: the old one stays until it fits."""
 
-    with safe_open(str(path), framework="pt") as fh:
-        for key in fh.keys():  # noqa: SIM118  (safe_open has no __iter__)
-            if key.startswith("unet.") and "attn2.to_k" in key and \
-                    ("lora_A" in key or "lora.down" in key):
-                return int(fh.get_slice(key).get_shape()[1])
+
+def _trained_on(root: Path) -> str:
+    """The base model named in the folder's ``dreambooth.json``, or 'another model'."""
+    try:
+        base = json.loads((root / INFO_FILE).read_text(encoding="utf-8"))["base_model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another model"
+    return repr(base) if isinstance(base, str) else "another model"
+
+
+def check_file(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """tensor name -> shape for every tensor of a LoRA file, each read once to prove the
+    file whole; nothing is loaded into a pipeline.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is empty, cut off, damaged, of another format (a pickle
+            written by ``torch.save``), holds no LoRA tensors, or holds NaN or infinity;
+            the message names the file and says what to do.
+    """
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"the LoRA file {str(path)!r} does not exist; {_AGAIN}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"the LoRA file {str(path)!r} is empty (0 bytes): it was not "
+                         f"written to the end; {_AGAIN}")
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head == b"PK" or head[:1] == b"\x80":
+        raise ValueError(f"the LoRA file {str(path)!r} is a PyTorch pickle (torch.save), "
+                         "not safetensors: save it with save_lora_weights(..., "
+                         f"safe_serialization=True), or {_AGAIN}")
+    shapes: dict[str, tuple[int, ...]] = {}
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            for key in fh.keys():  # noqa: SIM118  (safe_open has no __iter__)
+                tensor = fh.get_tensor(key)  # damaged bytes show here, not mid-load
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    raise ValueError(f"the LoRA file {str(path)!r} holds NaN or infinite "
+                                     f"values in {key!r} (training diverged); {_AGAIN}")
+                shapes[key] = tuple(tensor.shape)
+    except SafetensorError as err:
+        raise ValueError(f"the LoRA file {str(path)!r} is damaged, cut off or not a "
+                         f"safetensors file ({err}); {_AGAIN}") from None
+    if not any("lora" in key.lower() for key in shapes):
+        what = f"tensors such as {next(iter(shapes))!r}" if shapes else "no tensors at all"
+        raise ValueError(f"the LoRA file {str(path)!r} holds no LoRA weights ({what}); "
+                         f"{_AGAIN}")
+    return shapes
+
+
+def _cross_attention_dim(shapes: dict[str, tuple[int, ...]]) -> int | None:
+    for key, shape in shapes.items():
+        if key.startswith("unet.") and "attn2.to_k" in key and \
+                ("lora_A" in key or "lora.down" in key) and len(shape) >= 2:
+            return int(shape[1])
     return None
+
+
+def _misfits(pipe: Any, shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """What in the LoRA does not fit ``pipe``'s layers: missing layers, other sizes, a
+    lora_A of another rank than its lora_B. Keys of formats diffusers converts itself
+    (kohya's ``lora_unet_...``) are left to diffusers."""
+    layers: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}
+    for key, shape in shapes.items():
+        component, _, rest = key.partition(".")
+        for suffix, half in _HALVES.items():
+            if rest.endswith(suffix):
+                layers.setdefault((component, rest[:-len(suffix)]), {})[half] = shape
+    found = []
+    for (component, name), halves in layers.items():
+        model = getattr(pipe, component, None)
+        where = f"{component}.{name}"
+        if model is None or not hasattr(model, "get_submodule"):
+            found.append(f"{where} (this pipeline has no {component})")
+            continue
+        try:
+            layer = model.get_submodule(name)
+        except AttributeError:
+            found.append(f"{where} (no such layer here)")
+            continue
+        base = getattr(layer, "base_layer", layer)  # a layer that already carries a LoRA
+        a, b = halves.get("A"), halves.get("B")
+        if a is None or b is None or len(a) < 2 or len(b) < 2:
+            found.append(f"{where} (only half of its low-rank pair: lora_A and lora_B "
+                         "go together)")
+            continue
+        if a[0] != b[1]:
+            found.append(f"{where} (lora_A has rank {a[0]}, lora_B rank {b[1]})")
+            continue
+        size_in = getattr(base, "in_features", getattr(base, "in_channels", a[1]))
+        size_out = getattr(base, "out_features", getattr(base, "out_channels", b[0]))
+        if (a[1], b[0]) != (size_in, size_out):
+            found.append(f"{where} (the LoRA maps {a[1]} -> {b[0]} features, the layer "
+                         f"{size_in} -> {size_out})")
+    return found
+
+
+def _check_fits(pipe: Any, root: Path, shapes: dict[str, tuple[int, ...]]) -> None:
+    trained_dim = _cross_attention_dim(shapes)
+    pipe_dim = pipe.unet.config.cross_attention_dim
+    if trained_dim is not None and trained_dim != pipe_dim:
+        raise ValueError(
+            f"the LoRA in {str(root)!r} was trained on {_trained_on(root)}, whose UNet reads "
+            f"text embeddings of size {trained_dim}, but this pipeline's UNet reads "
+            f"{pipe_dim}: load it into a pipeline of the same base model (SD 1.x LoRAs into "
+            "SD 1.x pipelines, e.g. 'sd15' or 'sd15-inpaint')."
+        )
+    misfits = _misfits(pipe, shapes)
+    if misfits:
+        more = f" and {len(misfits) - 3} more" if len(misfits) > 3 else ""
+        raise ValueError(
+            f"the LoRA in {str(root)!r} does not fit this pipeline's model: "
+            f"{'; '.join(misfits[:3])}{more}. It was trained on {_trained_on(root)}: load it "
+            f"into a pipeline of that model, or {_AGAIN}"
+        )
+
+
+def _load_file(pipe: Any, root: Path, adapter_name: str) -> None:
+    from diffusers.utils import logging as dif_logging
+
+    level = dif_logging.get_verbosity()
+    # Quiet: not "no text-encoder LoRA found" for a UNet-only LoRA, and not diffusers' own
+    # log of a failure, which load() raises again with what to do.
+    dif_logging.set_verbosity(dif_logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():  # a second LoRA beside another is meant
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            pipe.load_lora_weights(str(root), weight_name=LORA_FILE, adapter_name=adapter_name)
+    finally:
+        dif_logging.set_verbosity(level)
+    if adapter_name not in adapters(pipe):
+        raise ValueError("no layer of this pipeline took any of its weights")
 
 
 def load(target: Any, path: str | Path, weight: float = 1.0,
@@ -119,7 +261,9 @@ def load(target: Any, path: str | Path, weight: float = 1.0,
     """Load a LoRA into ``target`` (an ``Inpainter``, a ``Generator`` or a pipeline).
 
     Loading again under the same ``adapter_name`` replaces the earlier one, so a cell can
-    run twice. ``target`` is changed in place and returned.
+    run twice. ``target`` is changed in place and returned. The file is read and checked
+    against the pipeline's layers first; a load that fails all the same is taken back, so
+    the pipeline holds the LoRAs (and weights) it held before.
 
     Args:
         path: ``result.lora_dir``, a DreamBooth output folder or a checkpoint folder.
@@ -127,36 +271,32 @@ def load(target: Any, path: str | Path, weight: float = 1.0,
 
     Raises:
         FileNotFoundError: no LoRA in ``path``.
-        ValueError: a bad weight, or a LoRA trained for another model size than the
-            pipeline's (checked before anything is loaded).
+        ValueError: a bad weight; a LoRA file that is empty, damaged, cut off or of another
+            format; or a LoRA trained for another model than the pipeline's (checked
+            before anything is loaded).
     """
     weight = _check_weight(weight)
+    if not isinstance(adapter_name, str) or not adapter_name.strip():
+        raise ValueError(f"adapter_name {adapter_name!r} must be a name such as 'dreambooth'")
     pipe = pipeline(target)
     root = folder(path)
-    trained_dim = _cross_attention_dim(root / LORA_FILE)
-    pipe_dim = pipe.unet.config.cross_attention_dim
-    if trained_dim is not None and trained_dim != pipe_dim:
-        info = root / INFO_FILE
-        base = json.loads(info.read_text())["base_model"] if info.exists() else "another model"
-        raise ValueError(
-            f"the LoRA in {str(root)!r} was trained on {base!r}, whose UNet reads text "
-            f"embeddings of size {trained_dim}, but this pipeline's UNet reads {pipe_dim}: "
-            "load it into a pipeline of the same base model (SD 1.x LoRAs into SD 1.x "
-            "pipelines, e.g. 'sd15' or 'sd15-inpaint')."
-        )
-    if adapter_name in adapters(pipe):
-        pipe.delete_adapters(adapter_name)
-    from diffusers.utils import logging as dif_logging
-
-    level = dif_logging.get_verbosity()
-    dif_logging.set_verbosity_error()  # not "no text-encoder LoRA found" for a UNet-only LoRA
+    _check_fits(pipe, root, check_file(root / LORA_FILE))
+    before = weights(pipe)
+    incoming = _INCOMING if adapter_name in before else adapter_name
     try:
-        with warnings.catch_warnings():  # a second LoRA beside another is meant
-            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-            pipe.load_lora_weights(str(root), weight_name=LORA_FILE, adapter_name=adapter_name)
-    finally:
-        dif_logging.set_verbosity(level)
-    set_weight(pipe, weight, adapter_name)
+        _load_file(pipe, root, incoming)
+    except Exception as err:
+        if incoming in adapters(pipe):
+            _delete(pipe, [incoming])
+        _activate(pipe, before)
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise ValueError(f"the LoRA in {str(root)!r} could not be loaded into this pipeline "
+                         f"({reason}); the pipeline is as it was. Load it into the base model "
+                         f"it was trained on ({_trained_on(root)}), or {_AGAIN}") from err
+    if incoming != adapter_name:  # it fits: now replace the old one under its name
+        _delete(pipe, [incoming, adapter_name])
+        _load_file(pipe, root, adapter_name)
+    _activate(pipe, {**before, adapter_name: weight})
     return target
 
 
@@ -180,7 +320,7 @@ def unload(target: Any, adapter_name: str = ADAPTER) -> Any:
     pipe = pipeline(target)
     current = weights(pipe)
     if adapter_name in current:
-        pipe.delete_adapters(adapter_name)
+        _delete(pipe, [adapter_name])
         del current[adapter_name]
         _activate(pipe, current)
     return target

@@ -16,6 +16,7 @@ Coordinates are those of the original image: points ``(x, y)`` and boxes
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers import compat, images, models
+from helpers import checks, compat, images, models
 from helpers.prompts import Prompt
 
 if TYPE_CHECKING:
@@ -73,7 +74,9 @@ class SamResult:
         from helpers.detections import Detections
 
         boxes = np.array([_mask_box(m) for m in self.masks], dtype=np.float32).reshape(-1, 4)
-        return Detections(boxes, self.scores, [label] * len(self), self.masks, self.scores)
+        # SAM's predicted IoU can stray past [0, 1]; as a confidence it is clipped there
+        confidence = np.clip(np.nan_to_num(self.scores, nan=0.0), 0.0, 1.0)
+        return Detections(boxes, confidence, [label] * len(self), self.masks, self.scores)
 
 
 def _mask_box(mask: np.ndarray) -> list[float]:
@@ -81,6 +84,54 @@ def _mask_box(mask: np.ndarray) -> list[float]:
     if len(xs) == 0:
         return [0.0, 0.0, 0.0, 0.0]
     return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+_SAVE_AGAIN = "make it again: seg.set_image(image), then seg.save_embedding(path)"
+
+
+def _read_embedding(path: Path) -> dict[str, Any]:
+    """What ``save_embedding`` wrote to ``path``, its parts checked, plus the ``photo``
+    decoded; a clear error naming the file for anything else (an empty, cut-off or
+    damaged file, another kind of file)."""
+    import io
+
+    import torch
+    from PIL import Image as PILImage
+
+    if not path.is_file():
+        raise FileNotFoundError(f"embedding file {str(path)!r} does not exist; {_SAVE_AGAIN}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"embedding file {str(path)!r} is empty (0 bytes); {_SAVE_AGAIN}")
+    try:
+        with warnings.catch_warnings():  # not "Detected pickle protocol 4" beside the error
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds here: pickle, zip, EOF, runtime
+        reason = (str(err).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"embedding file {str(path)!r} is damaged, cut off or not one "
+                         f"save_embedding wrote ({type(err).__name__}: {reason}); "
+                         f"{_SAVE_AGAIN}") from None
+    parts = ("model", "features", "original_size", "input_size", "image_png")
+    if not isinstance(data, dict) or any(k not in data for k in parts):
+        held = (f"a {type(data).__name__}" if not isinstance(data, dict) else "no " +
+                ", ".join(k for k in parts if k not in data))
+        raise ValueError(f"embedding file {str(path)!r} holds {held}, not an embedding "
+                         f"save_embedding wrote; {_SAVE_AGAIN}")
+    data.setdefault("format", 1)
+    features, sizes = data["features"], [data["original_size"], data["input_size"]]
+    if not isinstance(features, torch.Tensor) or not features.is_floating_point() \
+            or not bool(torch.isfinite(features).all()) or not isinstance(data["model"], str) \
+            or not isinstance(data["image_png"], bytes) or type(data["format"]) is not int \
+            or not all(isinstance(v, (list, tuple)) and len(v) == 2 and
+                       all(type(n) is int and n > 0 for n in v) for v in sizes):
+        raise ValueError(f"embedding file {str(path)!r} is damaged: its parts are not what "
+                         f"save_embedding writes; {_SAVE_AGAIN}")
+    try:
+        data["photo"] = images.load(PILImage.open(io.BytesIO(data["image_png"])))
+    except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+        raise ValueError(f"{str(path)!r} is damaged: its photo cannot be read ({err}); "
+                         f"{_SAVE_AGAIN}") from None
+    return data
 
 
 @dataclass
@@ -120,8 +171,7 @@ class Segmenter(models.Pretrained):
     default = "sam-vit-b"
 
     def __init__(self, loaded: models.Loaded, cache_size: int = 8) -> None:
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
-            raise ValueError(f"cache_size {cache_size!r} must be an integer >= 1")
+        cache_size = checks.integer("cache_size", cache_size, 1)
         super().__init__(loaded)
         self.model = loaded.model
         # Both predictors keep the same state (features, original_size, input_size) and
@@ -138,6 +188,10 @@ class Segmenter(models.Pretrained):
             self.predictor = SamPredictor(self.model)
             side = int(self.model.image_encoder.img_size) // 4
             self._low_res = (side, side)
+        encoder = self.model.config.prompt_encoder_config if loaded.processor is not None \
+            else self.model.prompt_encoder  # the width the mask decoder reads
+        channels = getattr(encoder, "hidden_size", None) or encoder.embed_dim
+        self._embedding_shape = (1, int(channels), self._low_res[0] // 4, self._low_res[1] // 4)
         self.cache_size = cache_size
         self.encoder_calls = 0
         self._cache: OrderedDict[str, _Embedding] = OrderedDict()
@@ -158,6 +212,7 @@ class Segmenter(models.Pretrained):
             WeightsUnavailableError: the weights cannot be fetched; the message says what
                 to do.
         """
+        cache_size = checks.integer("cache_size", cache_size, 1)  # before the download
         return cls(cls._load(name, device, revision=revision), cache_size)
 
     @property
@@ -246,27 +301,28 @@ class Segmenter(models.Pretrained):
         expect.
 
         Raises:
-            ValueError: the file was made by another model, or for another image.
+            FileNotFoundError: no such file.
+            ValueError: the file is empty, damaged, cut off or not one ``save_embedding``
+                wrote, or it was made by another model or for another image. Nothing
+                changes then: the image set before stays set.
         """
-        import torch
-
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"embedding file {str(path)!r} does not exist")
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if data.get("model") != self.name:
+        data = _read_embedding(path)
+        if data["model"] != self.name:
             raise ValueError(
                 f"{str(path)!r} holds an embedding from {data.get('model')!r}, but this "
                 f"segmenter is {self.name!r}; load the matching model or re-compute it"
             )
-        import io
-
-        from PIL import Image as PILImage
-
-        img = images.load(PILImage.open(io.BytesIO(data["image_png"])))
+        if tuple(data["features"].shape) != self._embedding_shape:
+            raise ValueError(f"{str(path)!r} is damaged: its embedding has shape "
+                             f"{tuple(data['features'].shape)}, {self.name!r} makes "
+                             f"{self._embedding_shape}; {_SAVE_AGAIN}")
+        img = data["photo"]
         key = f"{self.name}:{images.digest(img)}"
-        if data.get("format", 1) >= 2 and data.get("key") != key:  # format 1 keyed by SHA-1
-            raise ValueError(f"{str(path)!r} is damaged: its photo does not match its embedding")
+        if (data["format"] >= 2 and data.get("key") != key) or \
+                tuple(data["original_size"]) != (img.height, img.width):  # format 1: SHA-1
+            raise ValueError(f"{str(path)!r} is damaged: its photo does not match its "
+                             f"embedding; {_SAVE_AGAIN}")
         if image is not None and images.digest(images.load(image)) != images.digest(img):
             raise ValueError(f"{str(path)!r} was computed for another image than this one")
         embedding = _Embedding(data["features"].to(self.device),
@@ -329,6 +385,10 @@ class Segmenter(models.Pretrained):
         """
         import torch
 
+        multimask = checks.flag("multimask", multimask)
+        if prompt is not None and not isinstance(prompt, Prompt):
+            raise ValueError(f"prompt {prompt!r:.60} must be a Prompt (seg.prompt(points, "
+                             "labels, box)), or give points=/labels=/box= instead")
         self._require_image()
         if prompt is None:
             prompt = self.prompt(points, labels, box, mask)
@@ -341,7 +401,7 @@ class Segmenter(models.Pretrained):
         with torch.inference_mode():
             masks, scores, logits = self.predictor.predict(
                 point_coords=prompt.points, point_labels=prompt.labels, box=prompt.box,
-                mask_input=prompt.mask, multimask_output=bool(multimask))
+                mask_input=prompt.mask, multimask_output=multimask)
         order = np.argsort(-scores, kind="stable")
         return SamResult(masks[order].astype(bool), scores[order].astype(np.float32),
                          logits[order].astype(np.float32), prompt.points, prompt.labels,
@@ -359,10 +419,14 @@ class Segmenter(models.Pretrained):
         """
         import torch
 
-        if batch_size is not None and (isinstance(batch_size, bool)
-                                       or not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size {batch_size!r} must be an integer >= 1, or None "
-                             "to choose by device")
+        from helpers.detections import Detections as _Detections
+
+        if not isinstance(detections, _Detections):
+            raise ValueError(f"segment takes Detections (from Detector.detect, or "
+                             f"Detections(boxes)), not {detections!r:.60}")
+        if batch_size is not None:
+            batch_size = checks.integer("batch_size", batch_size, 1,
+                                        hint="or None to choose by device")
         if image is not None:
             self.set_image(image)
         self._require_image()

@@ -110,8 +110,12 @@ def processor_for(side: int) -> Any:
     ``side // 4``."""
     from transformers import SamImageProcessor, SamProcessor
 
-    if isinstance(side, bool) or not isinstance(side, int) or side < 16 or side % 16:
+    from helpers import checks
+
+    plain = checks.integer("side", side, hint="a multiple of 16 pixels, such as 1024")
+    if plain < 16 or plain % 16:
         raise ValueError(f"side {side!r} must be a multiple of 16 pixels, such as 1024")
+    side = plain
     mask = side // 4
     return SamProcessor(image_processor=SamImageProcessor(
         size={"longest_edge": side}, pad_size={"height": side, "width": side},

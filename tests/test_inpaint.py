@@ -174,7 +174,7 @@ def test_detections_are_inpainted_by_their_masks_not_their_boxes(
         (None, {"steps": 0}, "steps 0 must be an integer >= 1"),
         (None, {"strength": 0.0}, r"strength 0.0 must lie in \(0, 1\]"),
         (None, {"strength": 1.5}, r"strength 1.5 must lie in \(0, 1\]"),
-        (None, {"guidance_scale": -1.0}, "guidance_scale -1.0 must be >= 0"),
+        (None, {"guidance_scale": -1.0}, r"guidance_scale -1.0 must lie in \[0, 50\]"),
         (None, {"prompt": " "}, "must be a non-empty text"),
         (None, {"grow": -2}, "grow -2"),
         (None, {"strength": 0.3, "steps": 2}, "fewer than one; use at least 4 steps"),

@@ -148,9 +148,11 @@ def test_segment_adds_masks(seg: sam.Segmenter) -> None:
     empty = seg.segment(Detections.empty())
     assert empty.masks is not None and empty.masks.shape == (0, 300, 451)
     assert not empty.union_mask().any()
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match=f"batch_size {bad!r} must be an integer >= 1"):
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=f"batch_size {bad!r} must be (an integer )?>= 1"):
             seg.segment(dets, batch_size=bad)  # type: ignore[arg-type]
+    numpy_size = seg.segment(dets, batch_size=np.int64(3))  # a NumPy count is a count
+    assert np.array_equal(numpy_size.masks, batched.masks)
 
 
 def test_result_to_detections(seg: sam.Segmenter) -> None:

@@ -33,16 +33,34 @@ def saved_checkpoints(out: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def check_folder(out: Path) -> None:
+    """Refuse an output folder that is a file, lies under a file, or cannot be written,
+    before anything is made (accelerate, the model)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output_dir {str(out)!r} is a file, not a folder: choose another "
+                         "output_dir (the file is left as it is)")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"output_dir {str(out)!r} lies under {str(parent)!r}, which is a "
+                         "file: choose another output_dir (the file is left as it is)")
+    if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"output_dir {str(out)!r} cannot be made: {str(parent)!r} is not "
+                         "writable; choose a folder of your own")
+
+
 def check_output(cfg: DreamBoothConfig, resume: str | Path | None) -> Path | None:
     """The checkpoint to resume from (or None), after checking that nothing saved is lost.
 
     Raises:
-        ValueError: ``output_dir`` holds a run and ``resume`` is None; the resumed run used
-            other settings; ``resume`` names no checkpoint.
+        ValueError: ``output_dir`` is a file or cannot be made; it holds a run and ``resume``
+            is None; the resumed run used other settings; ``resume`` names no checkpoint.
     """
     if resume is not None and not isinstance(resume, (str, os.PathLike)):
         raise ValueError(f"resume={resume!r} must be None, 'latest' or a checkpoint folder")
     out = cfg.output_path
+    check_folder(out)
     saved = saved_checkpoints(out)
     finished = (out / "lora" / LORA_FILE).exists()
     if resume is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers import compat, images, registry, runtime
+from helpers import checks, compat, images, registry, runtime
+from helpers.diffusion import check_size, count, guidance, side
 from helpers.tracking import runs_dir
 
 UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
@@ -181,28 +181,22 @@ class DreamBoothConfig:
         return Path(self.output_dir)
 
     def checked(self) -> DreamBoothConfig:
-        """A copy with defaults filled in, after checking every setting.
+        """A copy with defaults filled in and every number a plain Python one (a NumPy
+        ``np.int64(7)`` seed becomes ``7``), after checking every setting.
 
         Raises:
             ValueError: a setting is out of range or inconsistent; the message names it and
                 says what to use instead. Nothing heavy has run yet.
         """
-        check_settings(self)
+        plain = check_settings(self)
         prompts = self.validation_prompts
         if prompts is None:
             prompts = [self.instance_prompt]
             if self.class_prompt.strip():
                 prompts.append(self.class_prompt)
         out = self.output_dir or str(runs_dir() / "dreambooth" / self.identifier)
-        return dataclasses.replace(self, validation_prompts=list(prompts), output_dir=out)
-
-
-def _is_int(value: Any, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return dataclasses.replace(self, **plain, validation_prompts=list(prompts),
+                                   output_dir=out)
 
 
 def has_word(text: str, word: str) -> bool:
@@ -210,8 +204,12 @@ def has_word(text: str, word: str) -> bool:
     return re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text, re.I) is not None
 
 
-def check_settings(c: DreamBoothConfig) -> None:
-    """Raise a ValueError naming the first bad setting and what to do instead."""
+def check_settings(c: DreamBoothConfig) -> dict[str, Any]:
+    """The numbers and flags as plain Python values, after checking every setting.
+
+    Raises:
+        ValueError: naming the first bad setting and what to do instead.
+    """
     for name in ("instance_prompt", "identifier", "class_prompt", "base_model"):
         if not isinstance(getattr(c, name), str):
             raise ValueError(f"{name} {getattr(c, name)!r} must be a string")
@@ -230,23 +228,24 @@ def check_settings(c: DreamBoothConfig) -> None:
         raise ValueError(f"class_prompt {c.class_prompt!r} contains the identifier "
                          f"{c.identifier!r}; it should describe any member of the class, "
                          "e.g. 'a photo of a cat'")
-    ints = {"num_class_images": 1, "resolution": 8, "rank": 1, "max_steps": 1, "batch_size": 1,
+    ints = {"num_class_images": 1, "rank": 1, "max_steps": 1, "batch_size": 1,
             "gradient_accumulation": 1, "lr_warmup_steps": 0, "validation_every": 0,
             "checkpoint_every": 0, "sample_steps": 1, "seed": 0}
-    for name, low in ints.items():
-        if not _is_int(getattr(c, name), low):
-            raise ValueError(f"{name} {getattr(c, name)!r} must be an integer >= {low}")
-    if c.seed >= 2**32:  # accelerate seeds NumPy too, which takes 32 bits
+    plain: dict[str, Any] = {name: count(name, getattr(c, name), low)
+                             for name, low in ints.items()}
+    if plain["seed"] >= 2**32:  # accelerate seeds NumPy too, which takes 32 bits
         raise ValueError(f"seed {c.seed} must be below 2**32, e.g. 0 or 1234")
-    if c.resolution % 8:
-        raise ValueError(f"resolution {c.resolution} must be a multiple of 8 pixels "
-                         "(512 for SD 1.5, 256 for a quicker run, 64 in tiny mode)")
-    if not _is_number(c.learning_rate) or not 0 < c.learning_rate < 1:
-        raise ValueError(f"learning_rate {c.learning_rate!r} must lie in (0, 1); "
-                         "1e-4 is a good start for LoRA")
-    for name in ("prior_loss_weight", "max_grad_norm", "guidance_scale"):
-        if not _is_number(getattr(c, name)) or getattr(c, name) < 0:
-            raise ValueError(f"{name} {getattr(c, name)!r} must be a number >= 0")
+    plain["resolution"] = side("resolution", c.resolution, 8,
+                               hint="512 for SD 1.5, 256 for a quicker run, 64 in tiny mode")
+    plain["learning_rate"] = checks.number("learning_rate", c.learning_rate, 0, 1,
+                                           low_open=True, high_open=True,
+                                           hint="1e-4 is a good start for LoRA")
+    for name in ("prior_loss_weight", "max_grad_norm"):
+        plain[name] = checks.number(name, getattr(c, name), 0)
+    plain["guidance_scale"] = guidance(c.guidance_scale)
+    for name in ("with_prior_preservation", "random_flip", "train_text_encoder",
+                 "gradient_checkpointing", "use_8bit_adam"):
+        plain[name] = checks.flag(name, getattr(c, name))
     if c.lr_scheduler not in LR_SCHEDULERS:
         raise ValueError(f"lr_scheduler {c.lr_scheduler!r} is not one of "
                          f"{', '.join(LR_SCHEDULERS)}")
@@ -264,6 +263,7 @@ def check_settings(c: DreamBoothConfig) -> None:
     if c.device is not None:
         runtime.device(c.device)  # raises for an unknown or absent device
     registry.resolve(c.base_model, family="sd")  # raises for an unknown name, before loading
+    _check_memory(dataclasses.replace(c, **plain))
     if c.sample_model is not None:
         drawer = registry.resolve(c.sample_model, family="sd")
         real = registry.resolve(c.sample_model, family="sd", tiny=False)
@@ -279,13 +279,32 @@ def check_settings(c: DreamBoothConfig) -> None:
             for said in schedulers.advice(drawer.scheduler, c.sample_steps, c.guidance_scale):
                 said = said.replace("steps=", "sample_steps=")
                 compat.warn(f"sample_model {c.sample_model!r}: {said}")
+    return plain
+
+
+def _check_memory(c: DreamBoothConfig) -> None:
+    """Refuse a resolution whose training activations (``diffusion.activation_bytes``, with
+    training's gradients) are more than the training device has free, or above
+    ``diffusion.MAX_SIDE``: before any model is loaded."""
+    dev, _ = training_device(c)
+    half = c.mixed_precision in ("fp16", "bf16") or (
+        c.mixed_precision == "auto" and dev.startswith("cuda"))
+    rows = c.batch_size * (2 if c.with_prior_preservation else 1)
+    check_size(f"DreamBooth training at resolution {c.resolution}", c.resolution, c.resolution,
+               dev, element_bytes=2 if half else 4, batch=rows, training=True)  # photos
+    # are encoded one at a time, so the VAE's share is one picture's
+
+
+def training_device(cfg: DreamBoothConfig) -> tuple[str, bool]:
+    """(the device training runs on, whether accelerate is told to use the CPU)."""
+    use_cpu = cfg.device == "cpu" or os.environ.get("ACCELERATE_USE_CPU", "").lower() in (
+        "1", "true", "yes")
+    return ("cpu" if use_cpu else runtime.device(cfg.device)), use_cpu
 
 
 def mixed_precision(cfg: DreamBoothConfig) -> tuple[str, bool]:
     """(accelerate's mixed-precision mode, whether to force the CPU), checked up front."""
-    use_cpu = cfg.device == "cpu" or os.environ.get("ACCELERATE_USE_CPU", "").lower() in (
-        "1", "true", "yes")
-    dev = "cpu" if use_cpu else runtime.device(cfg.device)
+    dev, use_cpu = training_device(cfg)
     mode = cfg.mixed_precision
     if mode == "auto":
         mode = "fp16" if dev.startswith("cuda") else "no"

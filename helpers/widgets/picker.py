@@ -91,23 +91,27 @@ class PointPicker:
     def __init__(self, segmenter: Segmenter, image: Any, points: Any = None,
                  labels: Any = None, box: Any = None, display: int = 640,
                  multimask: bool = True) -> None:
-        from helpers import images
+        from helpers import checks, images
 
-        if isinstance(display, bool) or not isinstance(display, (int, float)) \
-                or not display >= 1:
-            raise ValueError(f"display {display!r} must be a number of pixels, at least 1")
+        longest = checks.number("display", display, 1, hint="pixels of the long side")
+        multimask = checks.flag("multimask", multimask)
+        if not callable(getattr(segmenter, "set_image", None)) \
+                or not callable(getattr(segmenter, "predict", None)):
+            raise ValueError(f"PointPicker needs a sam.Segmenter (Segmenter.from_pretrained"
+                             f"(...)), not {segmenter!r:.60}")
+        labs = [] if labels is None else [
+            checks.integer("labels item", v, 0, 1, hint="1 include, 0 exclude") for v in labels]
         self.segmenter = segmenter
         self.image = images.load(image)
         segmenter.set_image(self.image)
         pts = [] if points is None else [tuple(p) for p in points]
-        labs = [] if labels is None else [int(v) for v in labels]
         if labels is None and pts:
             labs = [1] * len(pts)
         self.state = PromptState(self.image.size, pts, labs, box)
         self.multimask = multimask
         self._mode = "include"
         self._corner: tuple[float, float] | None = None  # box mode's first click, display px
-        scale = min(1.0, display / max(self.image.size))
+        scale = min(1.0, longest / max(self.image.size))
         self.display_size = (max(1, round(self.image.width * scale)),
                              max(1, round(self.image.height * scale)))
         self._base = self.image.resize(self.display_size) if scale < 1 else self.image.copy()
@@ -192,9 +196,9 @@ class PointPicker:
         return path
 
     def load(self, path: str | Path) -> None:
-        """Load prompts saved with ``save`` (for the same image size)."""
-        self.state = PromptState.from_json(Path(path).read_text(encoding="utf-8"),
-                                           self.image.size)
+        """Load prompts saved with ``save`` (for the same image size). A file that is not
+        such prompts is refused with its name (``PromptState.load``); the prompts stay."""
+        self.state = PromptState.load(path, self.image.size)
         self._corner = None
         self.update()
 

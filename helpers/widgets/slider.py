@@ -22,20 +22,24 @@ class ThresholdSlider:
 
     def __init__(self, image: Any, detections: Any, threshold: float = 0.1,
                  display: int = 640) -> None:
-        from helpers import images
+        from helpers import checks, images
+        from helpers.detections import Detections
 
+        if not isinstance(detections, Detections):
+            raise ValueError(f"detections {detections!r:.60} must be Detections, from "
+                             "Detector.detect(image, queries, threshold=0.01)")
         self.image = images.load(image)
         self.all = detections
-        self.display = display
+        self.display = checks.integer("display", display, 16, 4096, hint="pixels")
         self._view: Any = None
         self.threshold = 0.0
         self.set_threshold(threshold)
 
     def set_threshold(self, value: float) -> None:
         """Show the boxes scoring at least ``value`` (in [0, 1])."""
-        if not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f"threshold {value!r} must lie in [0, 1]")
-        self.threshold = float(value)
+        from helpers import checks
+
+        self.threshold = checks.number("threshold", value, 0.0, 1.0)
         self.detections = self.all.filter(self.threshold)
         if self._view is not None:
             self._refresh()

@@ -3,6 +3,7 @@ training on their own subject in lesson 5)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,13 @@ class PhotoUpload:
     """
 
     def __init__(self, folder: str | Path) -> None:
+        if not isinstance(folder, (str, Path)) or not str(folder).strip():
+            raise ValueError(f"PhotoUpload needs a folder to save photos in, e.g. "
+                             f"'my_photos'; got {folder!r:.60}")
         self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ValueError(f"{str(self.folder)!r} is a file, not a folder: give PhotoUpload a "
+                             "folder for the photos")
         self.saved: list[Path] = []
         self._view: Any = None
         self._status: Any = None
@@ -28,14 +35,27 @@ class PhotoUpload:
 
         Only the file's own name is kept, so a name cannot point outside ``folder``.
         """
-        self.folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for item in items:
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+            raise ValueError(f"save takes a list of uploads (dicts with 'name' and 'content', "
+                             f"as the upload button gives), not {items!r:.60}")
+        checked = []
+        for item in items:  # every upload is checked before any file is written
+            if not isinstance(item, Mapping) or "name" not in item or "content" not in item:
+                raise ValueError(f"an upload must be a dict with 'name' and 'content'; got "
+                                 f"{item!r:.60}")
             name = Path(str(item["name"])).name
             if not name or name.startswith("."):
                 raise ValueError(f"cannot save an upload named {item['name']!r}")
+            content = item["content"]
+            if not isinstance(content, (bytes, bytearray, memoryview)):
+                raise ValueError(f"the content of upload {name!r} must be bytes (the file's "
+                                 f"bytes), not {type(content).__name__}")
+            checked.append((name, bytes(content)))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, content in checked:
             path = self.folder / name
-            path.write_bytes(bytes(item["content"]))
+            path.write_bytes(content)
             written.append(path)
         self.saved += written
         if self._status is not None:
