@@ -211,6 +211,26 @@ class Diffusion(models.Pretrained):
                           batch=2 * images if guidance_scale > 1 else images, images=images,
                           vae_channels=int(min(channels)))
 
+    def _prompt_tokens(self, text: str | None) -> int:
+        if not text:
+            return 0
+        return len(self.pipe.tokenizer(text, truncation=False)["input_ids"])
+
+    def _check_prompts(self, prompt: str, negative_prompt: str | None,
+                       warn: bool = True) -> None:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"prompt {prompt!r} must be a non-empty text, e.g. "
+                             "'a realistic green dragon'")
+        if negative_prompt is not None and not isinstance(negative_prompt, str):
+            raise ValueError(f"negative_prompt {negative_prompt!r} must be a text or None")
+        limit = int(self.pipe.tokenizer.model_max_length)
+        for label, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+            n = self._prompt_tokens(text) if warn else 0
+            if n > limit:
+                compat.warn(
+                    f"the {label} is {n} tokens long and the text encoder reads {limit}: "
+                    "the end is cut off. Shorten it to keep every word.")
+
     def _advise(self, steps: int, guidance_scale: float, negative_prompt: str | None) -> None:
         """Warn, naming the learner's line, when checked settings do not suit the scheduler
         (50 steps or guidance 7.5 with LCM, a negative prompt at guidance <= 1)."""

@@ -10,6 +10,7 @@ CPU generator seeded with ``seed``, so a seed means the same noise on every devi
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from helpers import checks, models, runtime, tracking
@@ -20,10 +21,12 @@ if TYPE_CHECKING:
 
 
 def _check(prompt: str, steps: Any, guidance_scale: Any, height: Any, width: Any,
-           seed: Any) -> tuple[int, float, int, int, int]:
+           seed: Any, negative_prompt: Any = None) -> tuple[int, float, int, int, int]:
     """(steps, guidance_scale, height, width, seed) as plain Python numbers, checked."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"prompt {prompt!r} must be a non-empty string")
+    if negative_prompt is not None and not isinstance(negative_prompt, str):
+        raise ValueError(f"negative_prompt {negative_prompt!r:.60} must be a text or None")
     return (count("steps", steps, 1, 1000), guidance(guidance_scale),
             side("height", height), side("width", width), checks.seed(seed))
 
@@ -80,7 +83,9 @@ class Generator(Diffusion):
         """
         steps, guidance_scale = self._defaults(steps, guidance_scale)
         steps, guidance_scale, height, width, seed = _check(prompt, steps, guidance_scale,
-                                                            height, width, seed)
+                                                            height, width, seed,
+                                                            negative_prompt)
+        self._check_prompts(prompt, negative_prompt)
         self._check_size(f"height={height}, width={width}", height, width, guidance_scale)
         self._advise(steps, guidance_scale, negative_prompt)
         with self.sampling():
@@ -104,6 +109,13 @@ class Generator(Diffusion):
 @tracking.recipe(Generator.generate)
 def _remake(model: str, device: str, revision: str | None = None,
             scheduler: str | None = None, **settings: Any) -> Image.Image:
+    known = set(inspect.signature(Generator.generate).parameters) - {"self"}
+    if unknown := sorted(set(settings) - known):
+        raise ValueError(f"the recipe has setting(s) {', '.join(map(repr, unknown))} that "
+                         "generate does not take; was the record edited by hand?")
+    _check(settings.get("prompt", "x"), settings.get("steps", 1),
+           settings.get("guidance_scale", 0.0), settings.get("height", 8),
+           settings.get("width", 8), settings.get("seed", 0), settings.get("negative_prompt"))
     return Generator.from_pretrained(model, device=device, revision=revision,
                                      scheduler=scheduler).generate(**settings)
 
@@ -122,7 +134,7 @@ def text_to_image(prompt: str, model: str = "sd15", negative_prompt: str | None 
     """
     _, scale, h, w, _ = _check(prompt, 1 if steps is None else steps,
                                7.5 if guidance_scale is None else guidance_scale, height,
-                               width, seed)  # before anything loads
+                               width, seed, negative_prompt)  # before anything loads
     if pipe is None:  # the size against the device's memory, with SD's VAE and dtype
         dev = runtime.device(device)
         check_size(f"height={h}, width={w}", h, w, dev,

@@ -298,6 +298,9 @@ def load(src: Any, timeout: float = 20.0) -> Image.Image:
         text = os.fspath(src)
         if isinstance(text, str) and text.startswith(_URL_PREFIXES):
             return _open_bytes(_fetch_url(text, timeout), text)
+        if not text.strip():
+            raise ValueError("the image path is empty ''; give a file path, a URL, a PIL image "
+                             "or an array")
         path = Path(text).expanduser()
         if not path.exists():
             raise FileNotFoundError(
@@ -358,6 +361,9 @@ def digest(img: Image.Image) -> str:
     so the same picture has the same digest however it was saved or loaded."""
     import hashlib
 
+    if not isinstance(img, Image.Image):
+        raise ValueError(f"digest takes a PIL image (images.load(...) makes one from a path or "
+                         f"an array), not a {type(img).__name__}")
     h = hashlib.sha256(f"{img.mode}{img.size}".encode())
     h.update(img.tobytes())
     return h.hexdigest()

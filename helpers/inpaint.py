@@ -19,7 +19,7 @@ noise for every value.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +60,9 @@ def as_mask(mask: Any, size: tuple[int, int]) -> np.ndarray:
         arr = mask.to_mask(size)
     elif isinstance(mask, Image.Image):
         arr = np.asarray(mask.convert("L"))
+    elif mask is None:
+        raise ValueError("the mask is None: give an (H, W) bool array (True = repaint), a "
+                         "PIL mask or segmented Detections")
     else:
         arr = np.asarray(mask)
         if arr.dtype.kind not in "biuf":
@@ -222,26 +225,6 @@ class Inpainter(Diffusion):
         cls._check_scheduler(scheduler)
         return cls(cls._load(name, device, dtype, revision), cpu_offload, scheduler)
 
-    def _prompt_tokens(self, text: str | None) -> int:
-        if not text:
-            return 0
-        return len(self.pipe.tokenizer(text, truncation=False)["input_ids"])
-
-    def _check_prompts(self, prompt: str, negative_prompt: str | None,
-                       warn: bool = True) -> None:
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(f"prompt {prompt!r} must be a non-empty text, e.g. "
-                             "'a realistic green dragon'")
-        if negative_prompt is not None and not isinstance(negative_prompt, str):
-            raise ValueError(f"negative_prompt {negative_prompt!r} must be a text or None")
-        limit = int(self.pipe.tokenizer.model_max_length)
-        for label, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
-            n = self._prompt_tokens(text) if warn else 0
-            if n > limit:
-                compat.warn(
-                    f"the {label} is {n} tokens long and the text encoder reads {limit}: "
-                    "the end is cut off. Shorten it to keep every word.")
-
     def _settings(self, prompt: str, negative_prompt: str | None = None, seed: Any = 0,
                   steps: Any = None, guidance_scale: Any = None, strength: Any = 1.0,
                   num_images: Any = 1, grow: Any = 8, feather: Any = 8, margin: Any = 0.25,
@@ -271,10 +254,17 @@ class Inpainter(Diffusion):
                 margin: float = 0.25, crop: bool = True, resolution: int | None = None
                 ) -> tuple[Image.Image, np.ndarray, np.ndarray, np.ndarray, WorkRegion]:
         """(photo, mask, grown mask, blend weights, work region) for an inpainting call."""
+        grow = count("grow", grow, 0, MAX_GROW)
+        feather = count("feather", feather, 0, MAX_GROW)
+        margin = checks.number("margin", margin, 0.0,
+                               hint="context around the mask, a fraction of its size: 0.25")
+        crop = checks.flag("crop", crop)
+        if resolution is not None:
+            resolution = side("resolution", resolution, 64)
         photo = images.load(image)
         raw = as_mask(mask, photo.size)
-        grown = grow_mask(raw, int(grow))
-        return photo, raw, grown, feather_mask(grown, int(feather)), work_region(
+        grown = grow_mask(raw, grow)
+        return photo, raw, grown, feather_mask(grown, feather), work_region(
             grown, resolution or self.native, margin, crop)
 
     def inpaint(self, image: Any, mask: Any, prompt: str, negative_prompt: str | None = None,
@@ -375,7 +365,13 @@ class Inpainter(Diffusion):
 
         if param not in SWEEPABLE:
             raise ValueError(f"cannot sweep {param!r}; choose one of {', '.join(SWEEPABLE)}")
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise ValueError(f"values {values!r:.60} must be a list of settings to try, e.g. "
+                             "[1, 2, 4] for steps")
         values = list(values)
+        if run is not None and not isinstance(run, tracking.Run):
+            raise ValueError(f"run {run!r:.60} must be a tracking run (tracking.start(...)) "
+                             "or None")
         if not values:
             raise ValueError("values is empty; give at least one value to try")
         if param in settings:
@@ -422,6 +418,13 @@ def composite(photo: Image.Image, painted: Image.Image, weights: np.ndarray,
 def _remake(image: Image.Image, mask: Image.Image, model: str, device: str,
             revision: str | None = None, scheduler: str | None = None,
             **settings: Any) -> Image.Image:
+    known = set(inspect.signature(Inpainter.inpaint).parameters) - {"self", "image", "mask"}
+    if unknown := sorted(set(settings) - known):
+        raise ValueError(f"the recipe has setting(s) {', '.join(map(repr, unknown))} that "
+                         "inpaint does not take; was the record edited by hand?")
+    _check(*(settings.get(k, d) for k, d in (("steps", 1), ("guidance_scale", 0.0),
+                                              ("strength", 1.0), ("num_images", 1),
+                                              ("grow", 8), ("feather", 8), ("seed", 0))))
     inpainter = Inpainter.from_pretrained(model, device=device, revision=revision,
                                           scheduler=scheduler)
     restored_mask = np.asarray(mask.convert("L")) > 127

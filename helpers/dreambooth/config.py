@@ -135,6 +135,8 @@ class DreamBoothConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> DreamBoothConfig:
         """A config from a dict; unknown keys are an error that names close matches."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"from_dict takes a dict of setting -> value, not {values!r:.60}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = [k for k in values if k not in known]
         if unknown:
@@ -155,8 +157,10 @@ class DreamBoothConfig:
                                     "with `python -m helpers.dreambooth --write-config FILE`")
         try:
             values = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"config file {str(path)!r} is not valid JSON ({err})") from err
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"config file {str(path)!r} is not valid JSON text ({err}); write one with "
+                "`python -m helpers.dreambooth --write-config FILE`") from None
         if not isinstance(values, dict):
             raise ValueError(f"config file {str(path)!r} must hold a JSON object of settings")
         return cls.from_dict(values)
@@ -231,7 +235,8 @@ def check_settings(c: DreamBoothConfig) -> dict[str, Any]:
     ints = {"num_class_images": 1, "rank": 1, "max_steps": 1, "batch_size": 1,
             "gradient_accumulation": 1, "lr_warmup_steps": 0, "validation_every": 0,
             "checkpoint_every": 0, "sample_steps": 1, "seed": 0}
-    plain: dict[str, Any] = {name: count(name, getattr(c, name), low)
+    plain: dict[str, Any] = {name: count(name, getattr(c, name), low,
+                                         None if name == "seed" else 10**7)
                              for name, low in ints.items()}
     if plain["seed"] >= 2**32:  # accelerate seeds NumPy too, which takes 32 bits
         raise ValueError(f"seed {c.seed} must be below 2**32, e.g. 0 or 1234")
@@ -262,7 +267,10 @@ def check_settings(c: DreamBoothConfig) -> dict[str, Any]:
                          "UNet only (train_text_encoder=False), which is what the lesson does.")
     if c.device is not None:
         runtime.device(c.device)  # raises for an unknown or absent device
-    registry.resolve(c.base_model, family="sd")  # raises for an unknown name, before loading
+    try:  # an unknown name, before loading
+        registry.resolve(c.base_model, family="sd")
+    except ValueError as err:
+        raise ValueError(f"base_model: {err}") from None
     _check_memory(dataclasses.replace(c, **plain))
     if c.sample_model is not None:
         drawer = registry.resolve(c.sample_model, family="sd")

@@ -95,6 +95,9 @@ def collect_photos(sources: Iterable[Any], folder: str | Path) -> Path:
         ValueError: none of the sources is a readable image.
     """
     root = Path(folder)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{str(root)!r} is a file, not a folder: give collect_photos a folder "
+                         "to copy the photos into")
     root.mkdir(parents=True, exist_ok=True)
     written, failed = 0, []
     for i, src in enumerate(sources):

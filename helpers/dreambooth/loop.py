@@ -66,6 +66,9 @@ def train(config: DreamBoothConfig, run: Any = None,
     from diffusers.training_utils import free_memory
 
     started = time.perf_counter()
+    if not isinstance(config, DreamBoothConfig):
+        raise ValueError(f"train takes a DreamBoothConfig (DreamBoothConfig(max_steps=...), or "
+                         f"DreamBoothConfig.from_dict(d) for a dict), not {config!r:.60}")
     cfg = config.checked()
     photos = instance_photos(cfg.instance_dir)
     checkpoint = checkpoints.check_output(cfg, resume)
