@@ -189,7 +189,8 @@ def test_the_many_step_default_is_dpm_solver(painter: inpaint.Inpainter) -> None
     assert type(painter.pipe.scheduler).__name__ == "PNDMScheduler"
 
 
-def test_a_scheduler_by_name(painter: inpaint.Inpainter) -> None:
+def test_a_scheduler_by_name() -> None:
+    painter = inpaint.Inpainter.from_pretrained("tiny", device="cpu")
     pndm = inpaint.Inpainter.from_pretrained("tiny", device="cpu", scheduler="pndm")
     assert pndm.pipe is painter.pipe  # the same pipeline, sampled differently
     a = pndm.inpaint(photo(), mask(), "an apple", steps=3)[0]

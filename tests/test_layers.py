@@ -40,6 +40,7 @@ LAYERS: dict[str, float] = {
     "helpers.tracking.picks": 2.15,
     "helpers.tracking.crashes": 2.15,
     "helpers.tracking.run": 2.2,
+    "helpers.tracking.choosing": 2.25,
     "helpers.tracking": 2.3,
     # 3: one model noun each, and using a LoRA
     "helpers.lora": 3.0,

@@ -26,6 +26,7 @@ takes.
 
 from helpers import compat
 from helpers.tracking.annotations import comet_annotations, mask_from_polygons, plain
+from helpers.tracking.choosing import pick
 from helpers.tracking.comet import (
     DEFAULT_SERVER,
     ONLINE_START_TIMEOUT,
@@ -48,7 +49,7 @@ from helpers.tracking.record import (
     runs_dir,
     same_pixels,
 )
-from helpers.tracking.run import Run, active, pick, start
+from helpers.tracking.run import Run, active, start
 
 __all__ = [
     "DEFAULT_SERVER", "DamagedRunError", "ONLINE_START_TIMEOUT", "PROBE_TIMEOUT", "RECIPE_KEY",
