@@ -16,7 +16,6 @@ Coordinates are those of the original image: points ``(x, y)`` and boxes
 
 from __future__ import annotations
 
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers import checks, compat, images, models
+from helpers import checks, compat, images, models, sam_files
 from helpers.prompts import Prompt
 
 if TYPE_CHECKING:
@@ -84,54 +83,6 @@ def _mask_box(mask: np.ndarray) -> list[float]:
     if len(xs) == 0:
         return [0.0, 0.0, 0.0, 0.0]
     return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
-
-
-_SAVE_AGAIN = "make it again: seg.set_image(image), then seg.save_embedding(path)"
-
-
-def _read_embedding(path: Path) -> dict[str, Any]:
-    """What ``save_embedding`` wrote to ``path``, its parts checked, plus the ``photo``
-    decoded; a clear error naming the file for anything else (an empty, cut-off or
-    damaged file, another kind of file)."""
-    import io
-
-    import torch
-    from PIL import Image as PILImage
-
-    if not path.is_file():
-        raise FileNotFoundError(f"embedding file {str(path)!r} does not exist; {_SAVE_AGAIN}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"embedding file {str(path)!r} is empty (0 bytes); {_SAVE_AGAIN}")
-    try:
-        with warnings.catch_warnings():  # not "Detected pickle protocol 4" beside the error
-            warnings.simplefilter("ignore")
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds here: pickle, zip, EOF, runtime
-        reason = (str(err).strip().splitlines() or [""])[0][:200]
-        raise ValueError(f"embedding file {str(path)!r} is damaged, cut off or not one "
-                         f"save_embedding wrote ({type(err).__name__}: {reason}); "
-                         f"{_SAVE_AGAIN}") from None
-    parts = ("model", "features", "original_size", "input_size", "image_png")
-    if not isinstance(data, dict) or any(k not in data for k in parts):
-        held = (f"a {type(data).__name__}" if not isinstance(data, dict) else "no " +
-                ", ".join(k for k in parts if k not in data))
-        raise ValueError(f"embedding file {str(path)!r} holds {held}, not an embedding "
-                         f"save_embedding wrote; {_SAVE_AGAIN}")
-    data.setdefault("format", 1)
-    features, sizes = data["features"], [data["original_size"], data["input_size"]]
-    if not isinstance(features, torch.Tensor) or not features.is_floating_point() \
-            or not bool(torch.isfinite(features).all()) or not isinstance(data["model"], str) \
-            or not isinstance(data["image_png"], bytes) or type(data["format"]) is not int \
-            or not all(isinstance(v, (list, tuple)) and len(v) == 2 and
-                       all(type(n) is int and n > 0 for n in v) for v in sizes):
-        raise ValueError(f"embedding file {str(path)!r} is damaged: its parts are not what "
-                         f"save_embedding writes; {_SAVE_AGAIN}")
-    try:
-        data["photo"] = images.load(PILImage.open(io.BytesIO(data["image_png"])))
-    except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
-        raise ValueError(f"{str(path)!r} is damaged: its photo cannot be read ({err}); "
-                         f"{_SAVE_AGAIN}") from None
-    return data
 
 
 @dataclass
@@ -307,7 +258,7 @@ class Segmenter(models.Pretrained):
                 changes then: the image set before stays set.
         """
         path = Path(path)
-        data = _read_embedding(path)
+        data = sam_files.read_embedding(path)
         if data["model"] != self.name:
             raise ValueError(
                 f"{str(path)!r} holds an embedding from {data.get('model')!r}, but this "
@@ -316,13 +267,13 @@ class Segmenter(models.Pretrained):
         if tuple(data["features"].shape) != self._embedding_shape:
             raise ValueError(f"{str(path)!r} is damaged: its embedding has shape "
                              f"{tuple(data['features'].shape)}, {self.name!r} makes "
-                             f"{self._embedding_shape}; {_SAVE_AGAIN}")
+                             f"{self._embedding_shape}; {sam_files.SAVE_AGAIN}")
         img = data["photo"]
         key = f"{self.name}:{images.digest(img)}"
         if (data["format"] >= 2 and data.get("key") != key) or \
                 tuple(data["original_size"]) != (img.height, img.width):  # format 1: SHA-1
             raise ValueError(f"{str(path)!r} is damaged: its photo does not match its "
-                             f"embedding; {_SAVE_AGAIN}")
+                             f"embedding; {sam_files.SAVE_AGAIN}")
         if image is not None and images.digest(images.load(image)) != images.digest(img):
             raise ValueError(f"{str(path)!r} was computed for another image than this one")
         embedding = _Embedding(data["features"].to(self.device),

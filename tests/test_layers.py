@@ -29,6 +29,7 @@ LAYERS: dict[str, float] = {
     "helpers.schedulers": 0.5,
     # 1: models, built and fetched
     "helpers.sam_hf": 0.9,
+    "helpers.sam_files": 0.9,
     "helpers.tiny": 1.0,
     "helpers.weights": 1.1,
     "helpers.models": 1.2,
