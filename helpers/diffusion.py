@@ -91,8 +91,14 @@ def available_memory(device: str) -> tuple[int | None, str]:
     if str(device).startswith("cuda"):
         import torch
 
-        free, _total = torch.cuda.mem_get_info(torch.device(device))
-        return int(free), f"{device} has"
+        where = torch.device(device)
+        free, _total = torch.cuda.mem_get_info(where)
+        # memory PyTorch holds in its cache but does not use is free to this process too
+        try:
+            cached = torch.cuda.memory_reserved(where) - torch.cuda.memory_allocated(where)
+        except (RuntimeError, AssertionError, ValueError):
+            cached = 0
+        return int(free) + max(0, int(cached)), f"{device} has"
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:

@@ -148,8 +148,9 @@ def check_file(path: str | Path) -> dict[str, tuple[int, ...]]:
         raise ValueError(f"the LoRA file {str(path)!r} is empty (0 bytes): it was not "
                          f"written to the end; {_AGAIN}")
     with open(path, "rb") as fh:
-        head = fh.read(2)
-    if head == b"PK" or head[:1] == b"\x80":
+        head = fh.read(9)
+    safetensors_like = len(head) == 9 and head[8:9] == b"{"  # 8-byte length, then JSON
+    if not safetensors_like and (head[:2] == b"PK" or head[:1] == b"\x80"):
         raise ValueError(f"the LoRA file {str(path)!r} is a PyTorch pickle (torch.save), "
                          "not safetensors: save it with save_lora_weights(..., "
                          f"safe_serialization=True), or {_AGAIN}")

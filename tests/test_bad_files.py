@@ -466,3 +466,17 @@ def test_a_long_text_is_said_to_be_cut(embedder: clip.Embedder) -> None:
         warnings.simplefilter("error")
         embedder.embed_texts(np.array(["a cat", "a dog"]))  # a NumPy array of texts is a list
 
+
+
+def test_a_safetensors_file_whose_length_byte_looks_like_a_pickle_is_read(
+        tmp_path: Path) -> None:
+    import json as _json
+    import struct
+
+    header = _json.dumps({"unet.a.lora_A.weight": {"dtype": "F32", "shape": [1],
+                                                   "data_offsets": [0, 4]}}).encode()
+    header += b" " * (128 - len(header))  # a header of 128 bytes: its length byte is 0x80
+    path = tmp_path / "pytorch_lora_weights.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + struct.pack("<f", 0.5))
+    assert path.read_bytes()[:1] == b"\x80"
+    assert lora.check_file(path) == {"unet.a.lora_A.weight": (1,)}

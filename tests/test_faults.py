@@ -294,3 +294,87 @@ def test_a_damaged_run_among_good_ones_is_named_and_the_rest_read(tmp_path: Path
         names = [e.name for e in tracking.logged_images("mixed")]
     assert names == ["one", "two"]
     assert (bad.folder / "images" / "0001-bad.png").is_file()  # nothing deleted
+
+
+# ---------------------------------------------------------------- recovery's corners
+
+def _as_if_killed(run: tracking.Run) -> Path:
+    """``run`` left as a killed process leaves it: Comet never ends, run.json says running."""
+    folder = run.folder
+    tracking.run._ACTIVE.pop(run.project)
+    run.experiment.end()  # Comet's experiment goes (a dead process holds none)...
+    for archive in (folder / "comet").glob("*.zip"):
+        archive.write_bytes(b"")  # ...and leaves no archive
+    crashes.OWN_RUNS.discard(run.id)  # a process with this pid that is not this one
+    return folder
+
+
+def test_recover_refuses_while_this_kernel_has_a_run_open(tmp_path: Path) -> None:
+    dead = tracking.start("dead", online=False)
+    dead.log_params({"seed": 1})
+    folder = _as_if_killed(dead)
+    open_run = tracking.start("other", online=False)
+    open_run.log_metrics({"loss": 1.0})
+    with pytest.raises(RuntimeError, match=r"end that run first \(run.end\(\)\)"):
+        tracking.recover(folder)
+    open_run.log_metrics({"loss": 0.5})
+    open_run.end()
+    losses = [m["payload"]["metric"]["metricValue"] for m in _messages(open_run.archive)
+              if m["type"] == "metric_msg"]
+    assert losses == [1.0, 0.5]  # the open run's archive lost nothing
+    assert "recovered run" in tracking.recover(folder)  # and now it works
+
+
+def test_a_run_of_an_earlier_process_with_this_pid_is_recovered(tmp_path: Path) -> None:
+    dead = tracking.start("same-pid", online=False)
+    dead.log_image(images.sample("coffee"), "cup")
+    folder = _as_if_killed(dead)
+    assert json.loads((folder / "run.json").read_text())["process"]["pid"] == os.getpid()
+    assert "recovered run" in tracking.recover(folder)
+    assert crashes.archive_ok(folder / tracking.load_record(folder)["comet_archive"])
+
+
+def test_an_unreadable_image_is_left_out_and_a_failed_rebuild_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = tracking.start("partial", online=False)
+    dead.log_image(images.sample("coffee"), "cup")
+    dead.log_image(images.sample("chelsea"), "cat")
+    dead.log_metrics({"loss": 0.25}, step=4)
+    folder = _as_if_killed(dead)
+    cut = folder / "images" / "0001-cup.png"
+    cut.write_bytes(cut.read_bytes()[:200])  # a PNG cut short
+
+    def interrupted(*args: Any, **kwargs: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(crashes, "_replay", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tracking.recover(folder)
+    assert sorted(p.name for p in (folder / "comet").iterdir()) == [
+        p.name for p in (folder / "comet").glob("*.zip")]  # no staging folder left
+    assert not any(crashes.archive_ok(p) for p in (folder / "comet").glob("*.zip"))
+    monkeypatch.undo()
+    monkeypatch.setenv("HELPERS_TINY_MODELS", "1")
+    with pytest.warns(UserWarning, match="lacks 1 logged image"):
+        tracking.recover(folder)
+    archive = folder / tracking.load_record(folder)["comet_archive"]
+    messages = _messages(archive)
+    assert sum(m["type"] == "file_upload" and m["payload"]["upload_type"] == "visualization"
+               for m in messages) == 1
+    assert any(m["type"] == "metric_msg" and m["payload"]["metric"]["step"] == 4
+               for m in messages)
+    assert list((folder / "comet").glob("*.damaged"))  # the empty one, kept beside it
+
+
+def test_records_keep_the_usual_file_permissions(tmp_path: Path) -> None:
+    if os.name == "nt":
+        pytest.skip("POSIX permissions")
+    mask = os.umask(0o022)
+    try:
+        run = tracking.start("modes", online=False)
+        run.log_image(images.sample("coffee"), "cup")
+        run.end()
+    finally:
+        os.umask(mask)
+    for path in (run.folder / "run.json", run.folder / "images" / "0001-cup.png"):
+        assert path.stat().st_mode & 0o777 == 0o644, path

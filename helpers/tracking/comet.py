@@ -168,14 +168,15 @@ def with_deadline(fn: Callable[[], Any], seconds: float) -> tuple[Any, str | Non
 
 
 def make_experiment(folder: Path, project: str, name: str, tags: Iterable[str],
-                    online: bool, key: str | None = None) -> Any:
-    """A new Comet experiment that captures nothing by itself (no code, no environment);
-    ``key`` gives it a Comet key of its own (an offline run rebuilt from its record)."""
+                    online: bool, key: str | None = None, staging: bool = False) -> Any:
+    """A new Comet experiment that captures nothing by itself (no code, no environment),
+    writing its offline archive into ``folder / "comet"`` (``staging``: into ``folder``
+    itself); ``key`` gives it a Comet key of its own (a run rebuilt from its record)."""
     prepare_environment()
     import comet_ml
 
     config = comet_ml.ExperimentConfig(
-        offline_directory=str(folder / "comet"),
+        offline_directory=str(folder if staging else folder / "comet"),
         name=name, tags=list(tags),
         log_code=False, log_graph=False, parse_args=False, log_git_metadata=False,
         log_git_patch=False, log_env_details=False, log_env_gpu=False, log_env_host=False,
@@ -239,8 +240,18 @@ def unique_tmp(path: Path) -> Path:
     import tempfile
 
     handle, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    # mkstemp makes it owner-only; a record keeps the usual permissions when renamed
+    with contextlib.suppress(AttributeError, OSError):  # no fchmod on Windows
+        os.fchmod(handle, 0o666 & ~_umask())
     os.close(handle)
     return Path(name)
+
+
+def _umask() -> int:
+    """This process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def add_to_archive(archive: str | Path, tags: Iterable[str] = (),

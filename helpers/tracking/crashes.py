@@ -26,22 +26,30 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from helpers import compat
 from helpers.tracking import comet, record
 
+OWN_RUNS: set[str] = set()
+"""Ids of the runs this process started: a run that names this process's pid but is not
+among them was written by an earlier process that had the same pid (a restarted container)."""
 
-def this_process() -> dict[str, Any]:
-    """What ``run.json`` records of the process that writes the run."""
+
+def this_process(run_id: str) -> dict[str, Any]:
+    """What ``run.json`` records of the process that writes run ``run_id``."""
+    OWN_RUNS.add(run_id)
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
-def alive(process: Any) -> bool | None:
-    """Whether the process that writes a run is still alive: True, False, or None when it
-    cannot be told (no record of it, another machine, a system without signal 0)."""
+def alive(process: Any, run_id: Any = None) -> bool | None:
+    """Whether the process that writes run ``run_id`` is still alive: True, False, or None
+    when it cannot be told (no record of it, another machine, a system without signal 0)."""
     if not isinstance(process, Mapping) or process.get("host") != socket.gethostname():
         return None
     pid = process.get("pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0 or os.name == "nt":
         return None  # on Windows os.kill would stop the process instead of asking
+    if pid == os.getpid():
+        return run_id in OWN_RUNS
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -72,47 +80,78 @@ def ensure_archive(folder: Path) -> Path:
     if free < need:  # Comet would fail half-way, loudly: say it once, plainly
         raise OSError(errno.ENOSPC, f"the disk has {free / 2**20:.1f} MB free and the run's "
                       f"Comet archive needs about {need / 2**20:.1f} MB")
-    for bad in archives:
+    built, skipped = rebuild(folder)
+    for bad in archives:  # kept beside the new one, never overwritten by it
         os.replace(bad, bad.with_name(bad.name + ".damaged"))
-    return rebuild(folder)
+    final = folder / "comet" / built.name
+    os.replace(built, final)
+    built.parent.rmdir()
+    if skipped:
+        compat.warn(f"the rebuilt Comet archive of {folder} lacks {skipped} logged image(s) "
+                    "whose PNG is missing or unreadable; the rest is in it")
+    return final
 
 
-def rebuild(folder: Path) -> Path:
+def rebuild(folder: Path) -> tuple[Path, int]:
     """Log a run's local record again into a new Comet offline experiment with the run's
-    Comet key, in its ``comet/`` folder; returns the archive it wrote.
+    Comet key; returns (the archive, how many images were left out).
 
     Everything the local record holds goes in: parameters, metrics (with their steps),
     texts, other values, tags (picks included), images with their annotations, metadata and
-    steps, and dataset manifests. An image whose PNG is gone is left out.
+    steps, and dataset manifests. An image whose PNG is missing or unreadable is left out
+    and counted. The archive is built in a folder of its own inside ``comet/`` and returned
+    there only when it is whole, so a failed rebuild never leaves a partial archive.
 
     Raises:
+        RuntimeError: this process holds another Comet experiment open (a new one would
+            end it): end that run first.
         OSError: the archive could not be written (the disk is full or read-only).
     """
+    import shutil as _shutil
+
+    import comet_ml
     from PIL import Image
 
+    running = comet_ml.get_running_experiment()
+    if running is not None and getattr(running, "alive", True):
+        raise RuntimeError(
+            f"this kernel has a tracked run open (Comet experiment {running.get_key()}), and "
+            "Comet keeps one experiment per process: end that run first (run.end()), then "
+            "recover this one")
     header = record.load_record(folder)
-    experiment = comet.make_experiment(
-        folder, str(header.get("project") or folder.parent.name),
-        str(header.get("name") or folder.name), _tags(header.get("tags")), online=False,
-        key=header.get("comet_key") if isinstance(header.get("comet_key"), str) else None)
+    staging = folder / "comet" / f".rebuild-{os.getpid()}-{time.time_ns()}"
+    staging.mkdir(parents=True)
+    skipped = 0
     try:
-        for event in record.read_events(folder):
-            with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
-                _replay(experiment, folder, event, Image)
-    finally:
-        experiment.end()
-    archives = sorted((folder / "comet").glob("*.zip"), key=lambda p: p.stat().st_mtime)
-    if not archives or not archive_ok(archives[-1]):
-        raise OSError(f"Comet wrote no readable archive into {folder / 'comet'}; is the disk "
-                      "full or read-only?")
-    return archives[-1]
+        experiment = comet.make_experiment(
+            staging, str(header.get("project") or folder.parent.name),
+            str(header.get("name") or folder.name), _tags(header.get("tags")),
+            online=False, staging=True,
+            key=header.get("comet_key") if isinstance(header.get("comet_key"), str) else None)
+        try:
+            for event in record.read_events(folder):
+                with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+                    skipped += _replay(experiment, folder, event, Image)
+        finally:
+            experiment.end()
+        archives = sorted(staging.glob("*.zip"))
+        if not archives or not archive_ok(archives[-1]):
+            raise OSError(errno.EIO, f"Comet wrote no readable archive into {staging}; is the "
+                          "disk full or read-only?")
+        if len(archives) > 1:
+            raise OSError(errno.EIO, f"Comet wrote {len(archives)} archives into {staging}")
+    except BaseException:
+        _shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return archives[0], skipped
 
 
 def _tags(tags: Any) -> list[str]:
     return [str(t) for t in tags] if isinstance(tags, list) else []
 
 
-def _replay(experiment: Any, folder: Path, event: Mapping[str, Any], image_type: Any) -> None:
+def _replay(experiment: Any, folder: Path, event: Mapping[str, Any], image_type: Any) -> int:
+    """Log one event of the local record to ``experiment``; 1 for an image left out."""
     kind = event["type"]
     if kind == "params":
         experiment.log_parameters(dict(event["params"]))
@@ -127,19 +166,22 @@ def _replay(experiment: Any, folder: Path, event: Mapping[str, Any], image_type:
         experiment.add_tag(str(event["tag"]))
     elif kind == "image":
         image = event["image"]
-        path = folder / image["file"]
-        if path.is_file():
-            with image_type.open(path) as picture:
-                experiment.log_image(picture.convert("RGB"), name=str(image["name"]),
-                                     metadata=image.get("metadata") or None,
-                                     annotations=image.get("annotations") or None,
-                                     step=image.get("step"))
+        try:
+            with image_type.open(folder / image["file"]) as picture:
+                pixels = picture.convert("RGB")
+        except (OSError, ValueError):  # missing, cut short, not a PNG: counted, not fatal
+            return 1
+        experiment.log_image(pixels, name=str(image["name"]),
+                             metadata=image.get("metadata") or None,
+                             annotations=image.get("annotations") or None,
+                             step=image.get("step"))
     elif kind == "dataset":
         dataset = event["dataset"]
         manifest = folder / dataset["manifest"]
         if manifest.is_file():
             experiment.log_asset(str(manifest), file_name=f"datasets/{manifest.name}")
         experiment.log_parameter(f"dataset/{dataset['name']}", dataset["digest"])
+    return 0
 
 
 def recover(folder: str | Path) -> str:
@@ -162,11 +204,11 @@ def recover(folder: str | Path) -> str:
     if header.get("status") != "running":
         return f"run {name} has already ended ({header.get('status')}): nothing to recover"
     process = header.get("process")
-    if alive(process):
+    if alive(process, header.get("id")):
         pid = process.get("pid") if isinstance(process, Mapping) else "?"
         raise RuntimeError(
             f"run {name} is still being written by process {pid} on this "
-            f"machine; end it there (run.end()) instead, or stop that process first")
+            "machine; end it there (run.end()) instead, or stop that process first")
     with record.writing(folder, "the recovered run (run.json, the Comet archive)"):
         archive = None if header.get("mode") == "online" else ensure_archive(folder)
         with comet.locked(folder / "run.json"):  # a pick at the same time is not lost
@@ -203,10 +245,7 @@ def crashed(project_folder: Path, skip: Iterable[str] = ()) -> list[str]:
             continue  # a damaged run: the readers name it
         if header.get("status") != "running" or header.get("id") in held:
             continue
-        process = header.get("process")
-        if alive(process) is not False and not (
-                isinstance(process, Mapping) and process.get("pid") == os.getpid()
-                and process.get("host") == socket.gethostname()):
+        if alive(header.get("process"), header.get("id")) is not False:
             continue  # alive, or no way to tell
         try:
             note = recover(folder)

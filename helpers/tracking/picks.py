@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from helpers.tracking.record import (
+    DamagedRunError,
     LoggedImage,
     _entries,
     _records,
     append_event,
     write_json,
+    writing,
 )
 
 
@@ -80,8 +82,15 @@ def add_pick(folder: Path, image_name: str, index: int | None = None) -> dict[st
     folder = Path(folder)
     tag = f"best:{image_name}"
     pick = {"image": image_name, "index": index, "time": time.time()}
-    with locked(folder / "run.json"):  # two picks at once: neither is lost
-        header = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    with locked(folder / "run.json"), writing(folder, f"the pick of {image_name!r}"):
+        try:  # two picks at once: neither is lost
+            header = json.loads((folder / "run.json").read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DamagedRunError(f"{str(folder)!r} is a damaged run: its run.json cannot be "
+                                  f"read ({err}), so the pick was not recorded") from None
+        if not isinstance(header, dict):
+            raise DamagedRunError(f"{str(folder)!r} is a damaged run: its run.json is not a "
+                                  "run record, so the pick was not recorded")
         if header.get("status") == "running":  # another process still writes it: add events
             append_event(folder, {"type": "pick", "pick": pick})
             append_event(folder, {"type": "tag", "tag": tag})

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers import images, models
+from helpers import checks, images, models
 from helpers.tracking import comet, crashes, record
 from helpers.tracking.annotations import comet_annotations, odd_values, plain, redact
 from helpers.tracking.recipes import Recipe
@@ -72,7 +72,7 @@ class Run:
             "comet_url": getattr(self.experiment, "url", None) if self.online else None,
             "comet_archive": None, "started": time.time(), "ended": None, "status": "running",
             "environment": record.environment(), "models": models.loaded(),
-            "process": crashes.this_process(),
+            "process": crashes.this_process(self.id),
         }
         with record.writing(self.folder, "run.json"):
             record.write_json(self.folder / "run.json", self.record)
@@ -124,8 +124,8 @@ class Run:
             if isinstance(number, bool) or not isinstance(number, (int, float)):
                 raise ValueError(f"metric {key!r} = {value!r} is not a finite number")
             clean[redact(str(key), self._secret)] = number
-        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer))):
-            raise ValueError(f"step {step!r} must be an integer")
+        if step is not None:
+            step = checks.integer("step", step, hint="e.g. the training step")
         self._append({"type": "metrics", "metrics": [
             {"name": k, "value": v, "step": None if step is None else int(step)}
             for k, v in clean.items()]}, "the metrics")
@@ -195,9 +195,7 @@ class Run:
             raise ValueError(f"detections {detections!r:.60} must be a Detections (from a "
                              "Detector or Segmenter, or Detections(boxes, scores, labels))")
         if step is not None:
-            if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-                raise ValueError(f"step {step!r} must be an integer")
-            step = int(step)
+            step = checks.integer("step", step, hint="e.g. the training step")
         made = Recipe.coerce(recipe) if recipe is not None else recipe_of(image)
         img = images.load(image)
         layers = comet_annotations(img.size, detections, points, labels)
@@ -229,7 +227,8 @@ class Run:
             with contextlib.suppress(OSError):
                 (self.folder / file).unlink()
             with self._lock:
-                self._counter = min(self._counter, index - 1)
+                if self._counter == index:  # no later image took a number meanwhile
+                    self._counter = index - 1
             raise
         sent = self.experiment.log_image(img, name=name, metadata=meta or None,
                                          annotations=layers or None, step=step)
@@ -325,16 +324,19 @@ class Run:
             try:
                 self.experiment.end()
             except Exception as err:  # noqa: BLE001  (the archive is checked and rebuilt below)
-                print(f"Comet could not finish run {self.name} ({type(err).__name__}: {err}); "
-                      "its offline archive is rebuilt from the local record.")
+                rebuilt = ("; its offline archive is rebuilt from the local record"
+                           if self.record.get("mode") != "online" else "")
+                print(f"Comet could not finish run {self.name} ({type(err).__name__}: "
+                      f"{err}){rebuilt}.")
         with record.writing(self.folder, "the end of the run (run.json, the Comet archive)"):
             if self.record.get("mode") != "online":
                 self.archive = crashes.ensure_archive(self.folder)
-            summary = record.load_record(self.folder)
-            summary.update(status="finished", ended=time.time(), models=models.loaded(),
-                           comet_archive=None if self.archive is None
-                           else str(self.archive.relative_to(self.folder)))
-            record.write_json(self.folder / "run.json", summary)
+            with comet.locked(self.folder / "run.json"):  # a pick from elsewhere is not lost
+                summary = record.load_record(self.folder)
+                summary.update(status="finished", ended=time.time(), models=models.loaded(),
+                               comet_archive=None if self.archive is None
+                               else str(self.archive.relative_to(self.folder)))
+                record.write_json(self.folder / "run.json", summary)
         self.record = summary
         self.ended = True
         if _ACTIVE.get(self.project) is self:
@@ -390,7 +392,7 @@ def start(project: str, name: str | None = None, tags: Iterable[str] = (),
         except record.RecordWriteError as err:
             _ACTIVE.pop(previous.project, None)
             print(f"The earlier run {previous.name} could not be finished: {err} Its record "
-                  "is kept; tracking.recover(its folder) finishes it later.")
+                  "is kept; call its end() again once the disk has room.")
             continue
         print(f"Ended the earlier run {previous.name} of project {previous.project} (Comet "
               f"keeps one experiment per process); its record is complete in {previous.folder}")
