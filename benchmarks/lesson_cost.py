@@ -31,8 +31,11 @@ os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
 # heavy calls per lesson, in the lessons' CPU presets (see each notebook's set-up cell)
 COUNTS: dict[int, dict[str, float]] = {
-    # 12 image embeddings (5 photos, 1 + 6 in zero-shot and ranking), 2 batches of 5 texts
-    1: {"clip_image": 12, "clip_texts": 2},
+    # CLIP: 40 image embeddings (5 photos, 1 + 6 in zero-shot and ranking, 2 in the template
+    # comparison, 26 crops for the accuracy table) and 165 texts (33 batches of 5: the heat
+    # map, zero-shot, one template and an ensemble of 8, 10 labels x 11 templates); ALIGN: 31
+    # images (5 photos, 26 crops) and 115 texts (23 batches of 5)
+    1: {"clip_image": 40, "clip_texts": 33, "align_image": 31, "align_texts": 23},
     # one photo encoded by SlimSAM-77, seven prompts decoded
     2: {"slimsam_embed": 1, "slimsam_predict": 7},
     # eight OWL-ViT calls, one OWLv2, one Grounding DINO, two photos encoded, ~10 boxes
@@ -96,8 +99,13 @@ def _clip_costs(repeats: int) -> dict[str, float]:
     model = tf.CLIPModel(tf.CLIPConfig()).eval()  # ViT-B/32
     pixels = torch.randn(1, 3, 224, 224)
     ids = torch.randint(0, 49407, (5, 12))
+    align = tf.AlignModel(tf.AlignConfig()).eval()  # align-base: EfficientNet-B7 + BERT-base
+    square = torch.randn(1, 3, 289, 289)
+    words = torch.randint(1000, 30000, (5, 12))
     return {"clip_image": timed(lambda: model.get_image_features(pixel_values=pixels), repeats),
-            "clip_texts": timed(lambda: model.get_text_features(input_ids=ids), repeats)}
+            "clip_texts": timed(lambda: model.get_text_features(input_ids=ids), repeats),
+            "align_image": timed(lambda: align.get_image_features(pixel_values=square), repeats),
+            "align_texts": timed(lambda: align.get_text_features(input_ids=words), repeats)}
 
 
 def _sam_costs(repeats: int) -> dict[str, float]:

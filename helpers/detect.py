@@ -1,8 +1,10 @@
-"""Text-prompted detection: words in, boxes out (OWL-ViT, OWLv2, Grounding DINO).
+"""Prompted detection: words or example images in, boxes out (OWL-ViT, OWLv2, Grounding DINO).
 
 ``Detector.detect(image, "a cat")`` returns ``Detections`` in pixels of the original image,
-each labelled with the query that found it. The three families differ in how their boxes
-relate to the photo, and this module owns that difference:
+each labelled with the query that found it. OWL-ViT and OWLv2 also take an example image as
+a query, "find every object like this one": ``detect(image, detect.Example(photo,
+box=[x1, y1, x2, y2], label="cup"))`` (see ``helpers.examples``). The three families differ
+in how their boxes relate to the photo, and this module owns that difference:
 
 - OWL-ViT squashes the photo to a square: its boxes are fractions of the photo's width and
   height.
@@ -16,31 +18,20 @@ Duplicates are removed with torchvision's NMS, per label (or across labels on re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from helpers import checks, compat, images, models
+from helpers import checks, compat, examples, images, models
 from helpers.detections import Detections
+from helpers.examples import Example
 
 FAMILIES = ("owlvit", "owlv2", "grounding-dino")
+EXAMPLE_FAMILIES = ("owlvit", "owlv2")
+"""The families that take an example image as a query (image-guided detection)."""
 
-
-def _queries(queries: str | Sequence[str]) -> list[str]:
-    if not isinstance(queries, str) and not isinstance(queries, Iterable):
-        raise ValueError(f"queries {queries!r:.60} must be a text such as 'a cat' or a list of "
-                         "texts")
-    items = [queries] if isinstance(queries, str) else list(queries)
-    if not items:
-        raise ValueError("queries is empty; give a text such as 'a cat' or a list of texts")
-    cleaned = []
-    for q in items:
-        if not isinstance(q, str) or not q.strip():
-            raise ValueError(f"query {q!r} must be a non-empty text such as 'a cat'")
-        cleaned.append(q.strip())
-    return cleaned
 
 
 def _check_settings(threshold: Any, nms_iou: Any, top_k: Any
@@ -71,6 +62,15 @@ class RawBoxes:
     scores: np.ndarray
     query: np.ndarray
     square: bool
+
+    @classmethod
+    def join(cls, parts: Sequence[tuple[RawBoxes, Sequence[int]]]) -> RawBoxes:
+        """Several passes' boxes as one, each part's query ``i`` renumbered ``at[i]``."""
+        return cls(np.concatenate([raw.boxes for raw, _ in parts]),
+                   np.concatenate([raw.scores for raw, _ in parts]),
+                   np.concatenate([np.asarray(at, dtype=np.int64)[raw.query]
+                                   for raw, at in parts]),
+                   parts[0][0].square)
 
 
 def to_detections(raw: RawBoxes, size: tuple[int, int], queries: Sequence[str],
@@ -140,7 +140,8 @@ def grounding_raw(logits: Any, pred_boxes: Any,
 
 
 class Detector(models.Pretrained):
-    """A text-prompted detector: ``detect(image, queries)`` → ``Detections``.
+    """A prompted detector: ``detect(image, queries)`` → ``Detections``; queries are texts,
+    or for OWL-ViT and OWLv2 also example images (``Example``).
 
     ``Detector.from_pretrained(name)`` takes ``"owlvit-b32"`` (the default),
     ``"owlvit-b16"``, ``"owlv2-b16"``, ``"grounding-dino-tiny"``, ``"grounding-dino-base"``,
@@ -162,13 +163,35 @@ class Detector(models.Pretrained):
         """Tokens the text encoder reads: per query (OWL), or all queries joined (Grounding
         DINO, whose queries go in as one text "q1. q2.")."""
 
-    def raw(self, image: Any, queries: str | Sequence[str]) -> tuple[RawBoxes, tuple[int, int]]:
+    def raw(self, image: Any, queries: Any) -> tuple[RawBoxes, tuple[int, int]]:
         """Every box the model proposes with its best query's score (no threshold), and the
-        photo's (width, height). ``detect`` is this plus ``to_detections``."""
+        photo's (width, height). ``detect`` is this plus ``to_detections``.
 
-        texts = _queries(queries)
-        self._check_lengths(texts)
+        ``RawBoxes.query`` indexes ``queries`` in the order given. With both texts and
+        examples, the boxes come twice: once scored by the best text, once by the best
+        example (see ``detect``).
+        """
+        items = examples.parse(queries)
+        texts = [q for q in items if isinstance(q, str)]
+        shown = [q for q in items if isinstance(q, Example)]
+        if shown and self.family not in EXAMPLE_FAMILIES:
+            raise ValueError(
+                f"{self.name!r} is a Grounding DINO model: Grounding DINO takes text queries "
+                "only; use OWL-ViT or OWLv2 ('owlvit-b32', 'owlv2-b16') for an example image")
+        if texts:
+            self._check_lengths(texts)
+        crops = [q.crop() for q in shown]
         img = images.load(image)
+        parts = []
+        if texts:
+            parts.append((self._text_raw(img, texts),
+                          [i for i, q in enumerate(items) if isinstance(q, str)]))
+        if crops:
+            parts.append((self._example_raw(img, crops, examples.labels(shown)),
+                          [i for i, q in enumerate(items) if isinstance(q, Example)]))
+        return RawBoxes.join(parts), img.size
+
+    def _text_raw(self, img: Any, texts: list[str]) -> RawBoxes:
         if self.family == "grounding-dino":
             text = " ".join(f"{q.lower()}." for q in texts)
             inputs = self.processor(images=img, text=text, return_tensors="pt")
@@ -182,11 +205,27 @@ class Detector(models.Pretrained):
         if self.family == "grounding-dino":
             spans = query_token_spans(inputs["input_ids"][0].tolist(), self.processor.tokenizer,
                                       texts)
-            raw = grounding_raw(outputs.logits[0], outputs.pred_boxes[0], spans)
-        else:
-            raw = owl_raw(outputs.logits[0], outputs.pred_boxes[0],
-                          square=self.family == "owlv2")
-        return raw, img.size
+            return grounding_raw(outputs.logits[0], outputs.pred_boxes[0], spans)
+        return owl_raw(outputs.logits[0], outputs.pred_boxes[0], square=self.family == "owlv2")
+
+    def _example_raw(self, img: Any, crops: list[Any], labels: list[str]) -> RawBoxes:
+        """One image-guided pass per example; the target's boxes are the same in each, so
+        the examples' logits stand side by side as the columns of one (P, E) table."""
+        import torch
+
+        columns, boxes = [], None
+        for crop, label in zip(crops, labels):
+            inputs = self.processor(images=img, query_images=crop, return_tensors="pt")
+            inputs = {k: v.to(self.device, self.model.dtype) for k, v in inputs.items()}
+            outputs = self._forward_example(inputs)
+            logits = outputs.logits[0]  # (P, 1): one query, the example's best box
+            if logits.shape[-1] != 1:  # OWL-ViT found no box in the example to match with
+                raise ValueError(f"the model found no object in the example {label!r} to "
+                                 "look for: crop it closer around one object")
+            columns.append(logits[:, 0])
+            if boxes is None:
+                boxes = outputs.target_pred_boxes[0]  # (P, 4) cxcywh, like the text pass
+        return owl_raw(torch.stack(columns, dim=-1), boxes, square=self.family == "owlv2")
 
     def _check_lengths(self, texts: list[str]) -> None:
         """Warn for an OWL query its text encoder cuts short; refuse Grounding DINO queries
@@ -224,30 +263,57 @@ class Detector(models.Pretrained):
         with torch.inference_mode():
             return self.model(**inputs)
 
-    def detect(self, image: Any, queries: str | Sequence[str], threshold: float = 0.1,
+    def _forward_example(self, inputs: dict[str, Any]) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            return self.model.image_guided_detection(**inputs)
+
+    def detect(self, image: Any, queries: Any, threshold: float = 0.1,
                nms_iou: float | None = 0.5, top_k: int | None = None,
                cross_label_nms: bool = False) -> Detections:
-        """Find what ``queries`` describe in ``image``.
+        """Find what ``queries`` describe, or look like, in ``image``.
 
         Args:
-            image: anything ``images.load`` accepts.
-            queries: one text ("a cat") or several (["a cat", "a dog"]); each box is
-                labelled with the query that scored it highest.
+            image: the photo searched: anything ``images.load`` accepts.
+            queries: one query or a list. A query is a text ("a cat") or, for OWL-ViT and
+                OWLv2, an example image: a PIL image, an (H, W, 3) array or a
+                ``pathlib.Path`` (the whole picture is the example; a ``str`` is always a
+                text), or ``detect.Example(photo, box=[x1, y1, x2, y2], label="cup")``, a
+                crop of that photo (the same photo as ``image`` or another) with its box in
+                *that* photo's pixels. Each box is labelled with the query that scored it
+                highest; an example's label defaults to "example 1", "example 2", ... by
+                its place among the examples.
             threshold: the lowest score kept, in [0, 1].
             nms_iou: boxes overlapping a better box of the same label by more than this
                 IoU are duplicates and dropped; None keeps them.
             top_k: keep only the best k boxes.
             cross_label_nms: also drop duplicates across labels.
 
+        Texts and examples mix in one call. The texts are scored in one pass (as without
+        examples) and the examples in one pass each; texts compete with texts and examples
+        with examples, so adding an example never changes what the texts find, and one
+        object may come back twice, under a text's label and an example's (the two kinds'
+        scores are not calibrated against each other). ``cross_label_nms=True`` keeps only
+        the better of the two. Threshold, NMS, ``top_k`` and sorting apply to all boxes
+        together. Scores are sigmoid probabilities, as for texts (transformers'
+        ``post_process_image_guided_detection`` rescales them so the best box scores 1).
+
         Returns:
-            ``Detections`` in original pixels, best first. No box found is not an error:
-            an empty ``Detections`` flows through every later step.
+            ``Detections`` in pixels (xyxy) of ``image``, best first. No box found is not an
+            error: an empty ``Detections`` flows through every later step.
+
+        Raises:
+            ValueError: a bad setting or query, an example that is not an image, a crop box
+                outside its photo or smaller than ``examples.MIN_SIDE`` pixels a side, or an
+                example given to Grounding DINO, each before the model runs.
         """
         threshold, nms_iou, top_k = _check_settings(threshold, nms_iou, top_k)
         cross_label_nms = checks.flag("cross_label_nms", cross_label_nms)
-        texts = _queries(queries)
-        raw, size = self.raw(image, texts)
-        return to_detections(raw, size, texts, threshold, nms_iou, cross_label_nms, top_k)
+        items = examples.parse(queries)
+        raw, size = self.raw(image, items)
+        return to_detections(raw, size, examples.labels(items), threshold, nms_iou,
+                             cross_label_nms, top_k)
 
 
 __getattr__ = compat.moved(__name__, {

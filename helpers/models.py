@@ -104,9 +104,12 @@ def _hf_classes(family: str) -> tuple[Any, Any]:
 
     return {
         "clip": (tf.CLIPModel, tf.CLIPProcessor),
+        "align": (tf.AlignModel, tf.AlignProcessor),
         "owlvit": (tf.OwlViTForObjectDetection, tf.OwlViTProcessor),
         "owlv2": (tf.Owlv2ForObjectDetection, tf.Owlv2Processor),
         "grounding-dino": (tf.AutoModelForZeroShotObjectDetection, tf.AutoProcessor),
+        "clipseg": (tf.CLIPSegForImageSegmentation, tf.CLIPSegProcessor),
+        "sam3": (tf.Sam3Model, tf.Sam3Processor),
     }[family]
 
 
@@ -207,9 +210,12 @@ def _load_diffusers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tu
 _LOADERS = {
     "sam": _load_sam,
     "clip": _load_transformers,
+    "align": _load_transformers,
     "owlvit": _load_transformers,
     "owlv2": _load_transformers,
     "grounding-dino": _load_transformers,
+    "clipseg": _load_transformers,
+    "sam3": _load_transformers,
     "sd-inpaint": _load_diffusers,
     "sd": _load_diffusers,
 }

@@ -24,11 +24,13 @@ from pathlib import Path
 
 from helpers import runtime
 
-FAMILIES = ("sam", "clip", "owlvit", "owlv2", "grounding-dino", "sd-inpaint", "sd")
+FAMILIES = ("sam", "clip", "owlvit", "owlv2", "grounding-dino", "sd-inpaint", "sd", "clipseg",
+            "align", "sam3")
 DIFFUSION_FAMILIES = ("sd-inpaint", "sd")
 NOUNS = {"sam": "SAM model", "clip": "CLIP model", "owlvit": "detector", "owlv2": "detector",
          "grounding-dino": "detector", "sd-inpaint": "inpainting model",
-         "sd": "text-to-image model"}
+         "sd": "text-to-image model", "clipseg": "text segmenter", "sam3": "concept segmenter",
+         "align": "CLIP model"}  # ALIGN is CLIP-like: both are clip.Embedder's
 """What a model of each family is called in messages ("unknown detector 'x'")."""
 SOURCE_FAMILIES = tuple(f for f in FAMILIES if f != "sam")
 """Families whose loader also takes a hub id or a local folder (``from_pretrained``); a SAM
@@ -145,6 +147,12 @@ REGISTRY: dict[str, ModelSpec] = {
                   size_bytes=int(0.6 * GB), description="CLIP ViT-B/32", licence="MIT"),
         ModelSpec("clip-l14", "clip", "openai/clip-vit-large-patch14", revision="main",
                   size_bytes=int(1.7 * GB), description="CLIP ViT-L/14", licence="MIT"),
+        # ALIGN: EfficientNet-B7 + BERT-base, Kakao Brain's replication trained on COYO-700M.
+        ModelSpec("align-base", "align", "kakaobrain/align-base", revision="main",
+                  size_bytes=690_000_000, aliases=("align",),
+                  description="ALIGN base (EfficientNet-B7 + BERT-base, 172M)",
+                  licence="not stated on its model card (not gated); ask Kakao Brain "
+                          "before commercial use"),
         # Open-vocabulary detectors
         ModelSpec("owlvit-b32", "owlvit", "google/owlvit-base-patch32", revision="main",
                   size_bytes=int(0.6 * GB), description="OWL-ViT B/32", licence="Apache-2.0"),
@@ -159,6 +167,18 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("grounding-dino-base", "grounding-dino", "IDEA-Research/grounding-dino-base",
                   revision="main", size_bytes=int(0.9 * GB), description="Grounding DINO B",
                   licence="Apache-2.0"),
+        # Text (or an example image) -> a mask, in one model (helpers.clipseg). Its size is
+        # approximate (CLIP ViT-B/16 + a 1M decoder, float32).
+        ModelSpec("clipseg-rd64", "clipseg", "CIDAS/clipseg-rd64-refined", revision="main",
+                  size_bytes=int(0.6 * GB), aliases=("clipseg",),
+                  description="CLIPSeg rd64 refined (150M; text or example image -> mask)",
+                  licence="Apache-2.0 (per its hub model card; not gated)"),
+        # Text and/or exemplar boxes -> every instance's mask (helpers.sam3). Gated and heavy:
+        # the hub asks to accept Meta's SAM License first; its size is approximate.
+        ModelSpec("sam3", "sam3", "facebook/sam3", revision="main", size_bytes=int(3.4 * GB),
+                  description="SAM 3 (848M; gated, heavy: about 3.4 GB, slow on a CPU)",
+                  licence="SAM License (Meta's own, use restrictions; gated: accept it on "
+                          "https://huggingface.co/facebook/sam3 first)"),
         # Stable Diffusion. RunwayML's SD 1.5 repos and Stability's SD 2 repos have left the
         # hub; these are the community mirrors that diffusers' own documentation uses.
         ModelSpec("sd15-inpaint", "sd-inpaint", _SD15_INPAINT, revision="main",

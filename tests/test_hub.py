@@ -88,6 +88,11 @@ def test_the_nouns_run_on_the_real_ids(commits: dict[str, str]) -> None:
         detector = detect.Detector.from_pretrained(name, device="cpu")
         assert detector.commit == commits[name]
         assert len(detector.detect(photo, "a cat", threshold=0.0, top_k=2)) == 2
+    from helpers import clipseg
+
+    segmenter = clipseg.TextSegmenter.from_pretrained(device="cpu")  # "clipseg-rd64"
+    assert segmenter.commit == commits["clipseg-rd64"]
+    assert segmenter.segment(photo, "a cat", threshold=0.0).masks.shape == (1, 300, 451)  # type: ignore[union-attr]
 
 
 def test_recipes_record_the_commit_and_reproduce_it(commits: dict[str, str],

@@ -25,6 +25,8 @@ LAYERS: dict[str, float] = {
     "helpers.registry": 0.2,
     "helpers.vocab": 0.2,
     "helpers.detections": 0.3,
+    "helpers.templates": 0.3,
+    "helpers.examples": 0.35,
     "helpers.viz": 0.4,
     "helpers.schedulers": 0.5,
     # 1: models, built and fetched
@@ -47,7 +49,9 @@ LAYERS: dict[str, float] = {
     "helpers.lora": 3.0,
     "helpers.diffusion": 3.05,
     "helpers.clip": 3.1,
+    "helpers.clipseg": 3.1,
     "helpers.sam": 3.1,
+    "helpers.sam3": 3.1,
     "helpers.detect": 3.1,
     "helpers.generate": 3.1,
     "helpers.inpaint": 3.1,

@@ -40,10 +40,11 @@ def test_the_lessons_table_matches_the_notebooks() -> None:
 
 def test_lesson_names() -> None:
     assert teacher.lesson_names([4, 3], "gpu") == ["owlvit-b32", "sam-vit-b", "sd15-inpaint",
-                                                   "owlv2-b16", "grounding-dino-tiny"]
+                                                   "owlv2-b16", "grounding-dino-tiny",
+                                                   "clipseg-rd64"]
     assert teacher.lesson_names([4, 3], "cpu") == ["owlvit-b32", "slimsam-77",
                                                    "sd15-inpaint-lcm", "owlv2-b16",
-                                                   "grounding-dino-tiny"]
+                                                   "grounding-dino-tiny", "clipseg-rd64"]
     assert teacher.lesson_names([2]) == ["slimsam-77"]  # this machine: a CPU
     for bad in (9, 0, True, "1"):
         with pytest.raises(ValueError, match=f"there is no lesson {bad!r}"):
@@ -95,7 +96,8 @@ def test_fetch_skips_what_is_here(no_load: list[str], tmp_path: Path) -> None:
         assert no_load == ["owlvit-b32"]
         assert said[0] == "clip-b32: already here" and said[-1].startswith("owlvit-b32: done")
         report = teacher.doctor()
-        assert re.search(rf"lesson 1: ready(, [^\[]+)?  \[clip-b32@{commit[:7]}\]", report)
+        assert re.search(rf"lesson 1: to fetch: align-base \(0\.7 GB\)(, [^\[]+)?  "
+                         rf"\[clip-b32@{commit[:7]}\]", report)  # CLIP is here, ALIGN is not
         assert ("lesson 3: to fetch: owlvit-b32, slimsam-77, owlv2-b16, grounding-dino-tiny"
                 in report)
         row = next(r for r in teacher.rows() if r["name"] == "clip-b32")

@@ -67,6 +67,22 @@ def check_clip(loaded: models.Loaded) -> None:
     assert tuple(image.shape) == (1, dim) and tuple(text.shape) == (2, dim)
 
 
+def check_align(loaded: models.Loaded) -> None:
+    import torch
+
+    model, processor = loaded.model, loaded.processor
+    with torch.no_grad():  # CLIP's calls; ALIGN's processor cuts texts at 64 tokens
+        image = model.get_image_features(**processor(images=_photo(), return_tensors="pt"))
+        text = model.get_text_features(**processor(text=["a photo of a cat", "a dog"],
+                                                   padding=True, truncation=True,
+                                                   return_tensors="pt"))
+    dim = model.config.projection_dim
+    assert tuple(image.pooler_output.shape) == (1, dim)
+    assert tuple(text.pooler_output.shape) == (2, dim)
+    assert type(processor.tokenizer).__name__ == "BertTokenizer"
+    assert loaded.model.temperature.item() > 0
+
+
 def _check_owl(loaded: models.Loaded) -> None:
     import torch
 
@@ -145,9 +161,43 @@ def check_sd(loaded: models.Loaded) -> None:
     assert images.shape == (1, 64, 64, 3)
 
 
+def check_clipseg(loaded: models.Loaded) -> None:
+    import torch
+
+    model, processor = loaded.model, loaded.processor
+    inputs = processor(text=["a cat", "a dog"], images=[_photo()] * 2, padding=True,
+                       return_tensors="pt")
+    side = processor.image_processor.size["height"]
+    assert tuple(inputs["pixel_values"].shape) == (2, 3, side, side)  # squashed to a square
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    assert tuple(logits.shape) == (2, side, side)
+    assert 0.5 < logits.abs().max() < 30  # probabilities neither all 0.5 nor all 0 or 1
+
+
+def check_sam3(loaded: models.Loaded) -> None:
+    import torch
+
+    model, processor = loaded.model, loaded.processor
+    photo = _photo()
+    inputs = processor(images=photo, text="a cat", input_boxes=[[[8.0, 8.0, 40.0, 30.0]]],
+                       return_tensors="pt")
+    inputs.pop("original_sizes")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    queries = model.config.detr_decoder_config.num_queries
+    assert tuple(outputs.pred_boxes.shape) == (1, queries, 4)
+    [found] = processor.post_process_instance_segmentation(
+        outputs, threshold=0.0, target_sizes=[(photo.height, photo.width)])
+    assert tuple(found["masks"].shape) == (queries, photo.height, photo.width)
+
+
 CHECKS = {
+    "sam3": check_sam3,
+    "clipseg": check_clipseg,
     "sam": check_sam,
     "clip": check_clip,
+    "align": check_align,
     "owlvit": _check_owl,
     "owlv2": _check_owl,
     "grounding-dino": check_grounding_dino,
