@@ -39,7 +39,7 @@ LAYERS: dict[str, float] = {
     "helpers.tracking.annotations": 2.0,
     "helpers.tracking.comet": 2.0,
     "helpers.tracking.record": 2.1,
-    "helpers.tracking.recipes": 2.1,
+    "helpers.tracking.recipes": 2.12,
     "helpers.tracking.picks": 2.15,
     "helpers.tracking.crashes": 2.15,
     "helpers.tracking.run": 2.2,

@@ -14,10 +14,8 @@ calls the function registered for that kind with the settings and the restored i
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,19 +120,14 @@ def _store(img: Image.Image, folder: Path) -> dict[str, str]:
     relative = f"inputs/{key[:32]}.png"
     path = folder / relative
     if not path.exists():
-        from helpers.tracking.comet import unique_tmp
+        import io
+
+        from helpers.tracking.record import write_bytes
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = unique_tmp(path)  # two writers of one input never share a temporary file
-        try:
-            with open(tmp, "wb") as fh:
-                img.save(fh, format="PNG")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        png = io.BytesIO()
+        img.save(png, format="PNG")
+        write_bytes(path, png.getvalue())  # atomic: two writers never share a temporary file
     return {"file": relative, "sha256": key}
 
 
