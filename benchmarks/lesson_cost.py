@@ -12,7 +12,7 @@ pipeline trains a LoRA step and draws, is released, then the inpainting pipeline
 (goal: <= 7 GB on a CPU). The probe that ``python -m helpers.models doctor`` times is run too,
 so its estimates can be scaled from this machine's.
 
-    python benchmarks/lesson_cost.py [--repeats 1] [--skip-memory]
+    python benchmarks/lesson_cost.py [--repeats 1] [--skip-memory] [--vision-only]
 """
 
 from __future__ import annotations
@@ -38,8 +38,14 @@ COUNTS: dict[int, dict[str, float]] = {
     1: {"clip_image": 40, "clip_texts": 33, "align_image": 31, "align_texts": 23},
     # one photo encoded by SlimSAM-77, seven prompts decoded
     2: {"slimsam_embed": 1, "slimsam_predict": 7},
-    # eight OWL-ViT calls, one OWLv2, one Grounding DINO, two photos encoded, ~10 boxes
-    3: {"owlvit": 8, "owlv2": 1, "grounding_dino": 1, "slimsam_embed": 2, "slimsam_predict": 10},
+    # 19 OWL-ViT passes (13 text calls in sections 1-8, an example query counting two: the
+    # crop's pass and the photo's; section 10's fallback: 3 text calls and an example), one
+    # OWLv2, one Grounding DINO; SlimSAM encodes 3 photos (coffee, astronaut, shelf) and
+    # decodes ~26 boxes; CLIPSeg encodes one photo and decodes 12 texts. SAM 3 is left out:
+    # on a CPU the lesson uses it only when fetched ahead (benchmarks/sam3_cost.py: 73 s per
+    # new photo, 6 s per further phrase on it: 2 photos and 4 more phrases, about 3 min)
+    3: {"owlvit": 19, "owlv2": 1, "grounding_dino": 1, "slimsam_embed": 3, "slimsam_predict": 26,
+        "clipseg_new": 1, "clipseg_more": 11},
     # 15 images by sd15-inpaint-lcm at 512 px on the long side (the 451x300 photo's crop around
     # the cat is at most the whole photo: 512x344; the nose's crop of sections 6-7 is scaled up
     # to 512 too): 34 LCM steps at guidance 1, 16 at guidance 2 or 7.5 (two passes each), 17
@@ -155,13 +161,31 @@ def _detector_cost(key: str, repeats: int) -> float:
     return timed(lambda: model(**inputs), repeats)
 
 
+def _clipseg_costs(repeats: int) -> dict[str, float]:
+    """A text on a new photo (its encoding computed) and another text on the same photo."""
+    from detect_segment import full_size_clipseg
+
+    from helpers import images
+
+    text_seg, photo = full_size_clipseg(), images.sample("coffee")
+
+    def new() -> None:
+        text_seg._cache.clear()
+        text_seg.segment(photo, "a cup", threshold=0.4)
+
+    return {"clipseg_new": timed(new, repeats),
+            "clipseg_more": timed(lambda: text_seg.segment(photo, "a spoon", threshold=0.4),
+                                  repeats)}
+
+
 def vision_costs(repeats: int) -> dict[str, float]:
-    """Seconds per call of CLIP, SAM and the three detectors (full size, random weights)."""
+    """Seconds per call of CLIP, ALIGN, SAM, CLIPSeg and the three detectors (full size,
+    random weights)."""
     import torch
 
     torch.manual_seed(0)
     with torch.inference_mode():
-        costs = {**_clip_costs(repeats), **_sam_costs(repeats)}
+        costs = {**_clip_costs(repeats), **_sam_costs(repeats), **_clipseg_costs(repeats)}
         gc.collect()
         for key in ("owlvit", "owlv2", "grounding_dino"):
             costs[key] = _detector_cost(key, repeats)
@@ -276,6 +300,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--vision-only", action="store_true",
+                        help="lessons 1-3 only (no diffusion timings, no memory part)")
     args = parser.parse_args()
 
     import torch
@@ -285,17 +311,19 @@ def main() -> None:
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     probe = teacher.probe_seconds()
     print(f"cpu, {torch.get_num_threads()} threads; doctor's probe {probe:.3f} s")
-    costs = {**vision_costs(args.repeats), **diffusion_costs(args.repeats)}
-    gc.collect()
-    costs.update(few_step_costs(args.repeats))
+    costs = vision_costs(args.repeats)
+    if not args.vision_only:
+        costs.update(diffusion_costs(args.repeats))
+        gc.collect()
+        costs.update(few_step_costs(args.repeats))
     for key, seconds in costs.items():
         print(f"  {key:16} {seconds:8.3f} s per call")
     minutes = {n: sum(count * costs[k] for k, count in calls.items()) / 60
-               for n, calls in COUNTS.items()}
+               for n, calls in COUNTS.items() if all(k in costs for k in calls)}
     print("minutes per lesson in real mode, CPU presets (heavy calls only):")
     for number, value in minutes.items():
         print(f"  lesson {number}: {value:6.1f} min")
-    if not args.skip_memory:
+    if not (args.skip_memory or args.vision_only):
         print(f"lesson 5 path, peak RSS: {lesson_five_memory():.2f} GB (goal <= 7)")
     print("for helpers.teacher.REFERENCE:",
           json.dumps({"probe_s": round(probe, 3),

@@ -22,10 +22,10 @@ counted. Whatever the memory, no side may exceed ``MAX_SIDE``.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from helpers import checks, compat, lora, models, schedulers
+from helpers.runtime import available_memory  # sizes are checked against it
 
 MAX_SIDE = 2048
 """The longest side, in pixels, Stable Diffusion draws or trains at here: 4 times SD 1.5's
@@ -80,39 +80,6 @@ def activation_bytes(height: int, width: int, *, element_bytes: int = 4, batch: 
     attention = batch * tokens ** 2 * element_bytes * (3 if training else 1)
     vae = 6 * vae_channels * height * width * element_bytes * images
     return int(max(attention, vae))
-
-
-def available_memory(device: str) -> tuple[int | None, str]:
-    """(bytes free now, what was measured) on ``device``; None when it cannot be told.
-
-    CUDA: the GPU's free memory (``torch.cuda.mem_get_info``); a CPU or Apple's MPS (which
-    shares it): the RAM available (``/proc/meminfo``, else ``os.sysconf``; where neither
-    tells, as on macOS, the machine's RAM in all, which errs high)."""
-    if str(device).startswith("cuda"):
-        import torch
-
-        where = torch.device(device)
-        free, _total = torch.cuda.mem_get_info(where)
-        # memory PyTorch holds in its cache but does not use is free to this process too
-        try:
-            cached = torch.cuda.memory_reserved(where) - torch.cuda.memory_allocated(where)
-        except (RuntimeError, AssertionError, ValueError):
-            cached = 0
-        return int(free) + max(0, int(cached)), f"{device} has"
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024, "the RAM available is"
-    except (OSError, ValueError, IndexError):
-        pass
-    for name, where in (("SC_AVPHYS_PAGES", "the free RAM is"),
-                        ("SC_PHYS_PAGES", "the machine's RAM in all is")):
-        try:
-            return os.sysconf(name) * os.sysconf("SC_PAGE_SIZE"), where
-        except (ValueError, OSError, AttributeError):
-            continue
-    return None, "the memory free is unknown"
 
 
 def _gb(n: float) -> str:

@@ -141,6 +141,13 @@ def quiet_loading() -> Iterator[None]:
 
 
 def _load_transformers(spec: ModelSpec, source: str, device: str, dtype: Any) -> tuple[Any, Any]:
+    import os
+
+    # Some repositories (CLIPSeg, ALIGN) ship only pytorch_model.bin; on each such load
+    # transformers would ask the hub's conversion bot for a safetensors copy from a
+    # background thread. The lessons only read, so that request is switched off here
+    # (unless the environment says otherwise).
+    os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
     model_cls, processor_cls = _hf_classes(spec.family)
     kwargs: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
     model = model_cls.from_pretrained(source, dtype=dtype, **kwargs)

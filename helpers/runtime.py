@@ -181,6 +181,39 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
+def available_memory(device: str) -> tuple[int | None, str]:
+    """(bytes free now, what was measured) on ``device``; None when it cannot be told.
+
+    CUDA: the GPU's free memory (``torch.cuda.mem_get_info``); a CPU or Apple's MPS (which
+    shares it): the RAM available (``/proc/meminfo``, else ``os.sysconf``; where neither
+    tells, as on macOS, the machine's RAM in all, which errs high)."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        where = torch.device(device)
+        free, _total = torch.cuda.mem_get_info(where)
+        # memory PyTorch holds in its cache but does not use is free to this process too
+        try:
+            cached = torch.cuda.memory_reserved(where) - torch.cuda.memory_allocated(where)
+        except (RuntimeError, AssertionError, ValueError):
+            cached = 0
+        return int(free) + max(0, int(cached)), f"{device} has"
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "the RAM available is"
+    except (OSError, ValueError, IndexError):
+        pass
+    for name, where in (("SC_AVPHYS_PAGES", "the free RAM is"),
+                        ("SC_PHYS_PAGES", "the machine's RAM in all is")):
+        try:
+            return os.sysconf(name) * os.sysconf("SC_PAGE_SIZE"), where
+        except (ValueError, OSError, AttributeError):
+            continue
+    return None, "the memory free is unknown"
+
+
 TINY_LINE = ("Tiny mode (HELPERS_TINY_MODELS=1): every model is a tiny random one, so the "
              "pictures are noise; every call is the real one.")
 """What ``describe`` prints first in tiny mode (each lesson's set-up cell calls it)."""

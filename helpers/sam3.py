@@ -15,9 +15,12 @@ used here, scales the boxes by (width, height) and resizes the mask probabilitie
 original photo.
 
 SAM 3 is gated (accept Meta's SAM License on the hub first) and heavy: 848M parameters,
-about 3.4 GB to download, slow on a CPU (not yet measured by the benchmarks). The photo's
-encoding is computed once per photo and kept for a few photos, so more concepts on the same
-photo cost only the text encoder and the decoders.
+about 3.4 GB to download, 5.0 GB of memory at its peak, and on a 2-core CPU about 73 s for
+a new photo and 6 s for each further text on it (``benchmarks/sam3_cost.py``).
+``ConceptSegmenter.if_available`` loads it where it can be had and otherwise says why in
+one line, for a caller with another way to the masks (a detector and SAM). The photo's
+encoding is computed once per photo and kept for a few photos, so more concepts on the
+same photo cost only the text encoder and the decoders.
 """
 
 from __future__ import annotations
@@ -28,13 +31,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers import checks, images, models
+from helpers import checks, images, models, runtime, weights
 from helpers.detections import Detections
 
 if TYPE_CHECKING:
     from PIL import Image
 
 FAMILIES = ("sam3",)
+PEAK_FACTOR = 1.5
+"""Peak memory of a load and one photo, as a multiple of the weights' size (measured by
+``benchmarks/sam3_cost.py``: 5.0 GB for 3.4 GB of float32 weights on a CPU)."""
 EXEMPLAR = "exemplar"
 """The label of instances found from example boxes alone (no text)."""
 
@@ -106,6 +112,54 @@ class ConceptSegmenter(models.Pretrained):
         """
         cache_size = checks.integer("cache_size", cache_size, 1)  # before the download
         return cls(cls._load(name, device, revision=revision), cache_size)
+
+    @classmethod
+    def if_available(cls, name: str | None = None, device: str | None = None,
+                     cache_size: int = 4, *, download: bool = True,
+                     revision: str | None = None) -> ConceptSegmenter | None:
+        """SAM 3 where this machine can have it; otherwise None, after printing one line
+        that says why and what would make it available (for a lesson or a script that
+        falls back to detector + SAM).
+
+        Checked cheapest first: with ``download=False``, that the weights are already
+        in the Hugging Face cache (nothing is downloaded); that the device has about
+        ``PEAK_FACTOR`` times the weights' size free; then the load itself, where a gated
+        repository without access, a hub out of reach or a load that runs out of memory
+        each become the line. A tiny model is always available.
+
+        Raises:
+            ValueError: an unknown name or device, or a bad ``cache_size``: those are
+                mistakes to fix, not a machine's limits.
+        """
+        import torch
+
+        cache_size = checks.integer("cache_size", cache_size, 1)
+        download = checks.flag("download", download)
+        spec = models.resolve(cls.default if name is None else name, cls.families)
+        dev = runtime.device(device)
+        why = None
+        if not spec.is_tiny and not download and not weights.is_cached(spec)[0]:
+            why = (f"{spec.name!r} is not on this machine and download=False; fetch it ahead "
+                   f"with `python -m helpers.models fetch {spec.name}` (about "
+                   f"{(spec.size_bytes or 0) / 1e9:.1f} GB; gated: accept its licence on "
+                   f"https://huggingface.co/{spec.source} and log in first)")
+        elif not spec.is_tiny and spec.size_bytes:
+            need = int(spec.size_bytes * PEAK_FACTOR)
+            free, where = runtime.available_memory(dev)
+            if free is not None and free < need:
+                why = (f"it needs about {need / 1e9:.1f} GB of memory on {dev} and {where} "
+                       f"{free / 1e9:.1f} GB free; close other notebooks or free memory "
+                       "with models.clear_cache(), then run the cell again")
+        if why is None:
+            try:
+                return cls.from_pretrained(spec.name, dev, cache_size, revision=revision)
+            except models.WeightsUnavailableError as err:
+                why = str(err).replace("run the cell again", "run this cell again")
+            except (MemoryError, torch.OutOfMemoryError):
+                models.clear_cache()
+                why = f"loading it ran out of memory on {dev}; free some, then run this cell again"
+        print(f"SAM 3 is not used here: {why}")
+        return None
 
     @property
     def cached_images(self) -> int:

@@ -38,9 +38,14 @@ PRESETS: dict[int, dict[str, tuple[str, ...]]] = {
 }
 """The registry names each lesson loads in real mode, on a CPU and on a GPU (the lessons'
 set-up cells choose by device; ``tests/test_teacher.py`` reads the notebooks to check it)."""
+OPTIONAL: dict[int, tuple[str, ...]] = {3: ("sam3",)}
+"""Names a lesson uses only where this machine can have them, falling back without them
+(SAM 3: gated and 3.4 GB; on a CPU lesson 3 uses it only when it was fetched ahead).
+``fetch --lesson`` leaves them out; fetch them by name (``fetch sam3``)."""
 LESSONS: dict[int, tuple[str, ...]] = {
-    number: tuple(dict.fromkeys(both["cpu"] + both["gpu"])) for number, both in PRESETS.items()}
-"""Every registry name each lesson may load (on a CPU or on a GPU)."""
+    number: tuple(dict.fromkeys(both["cpu"] + both["gpu"] + OPTIONAL.get(number, ())))
+    for number, both in PRESETS.items()}
+"""Every registry name each lesson may load (on a CPU or on a GPU, optional ones included)."""
 
 
 def preset() -> str:
@@ -225,7 +230,11 @@ def doctor() -> str:
         if minutes and number in minutes:
             m = minutes[number]
             cost = ", under a minute here" if m < 1 else f", about {m:.0f} min here"
-        lines.append(f"lesson {number}: {state}{cost}" + (f"  [{commits}]" if commits else ""))
+        optional = "".join(f"; optional {n}: " + ("here" if by_name[n]["cached"] else
+                                                   f"not here (fetch {n} to use it)")
+                           for n in OPTIONAL.get(number, ()))
+        lines.append(f"lesson {number}: {state}{optional}{cost}"
+                     + (f"  [{commits}]" if commits else ""))
     if minutes:
         lines.append("(minutes: the lessons' heavy calls in their CPU presets, measured by "
                      "benchmarks/lesson_cost.py and scaled to this machine; no downloads)")

@@ -38,6 +38,10 @@ def test_committed_without_outputs(path: Path) -> None:
             assert not cell.get("outputs"), f"{path.name} cell {i} has outputs"
             assert cell.get("execution_count") is None, f"{path.name} cell {i} has a count"
     assert "widgets" not in nb.get("metadata", {}), f"{path.name} carries widget state"
+    ids = [cell.get("id") for cell in nb["cells"]]
+    missing = [i for i, cid in enumerate(ids) if not cid]
+    assert not missing, f"{path.name}: cells {missing} have no id (nbformat 4.5 wants one)"
+    assert len(set(ids)) == len(ids), f"{path.name}: two cells share an id"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -153,3 +153,93 @@ def test_a_model_of_another_family_is_refused() -> None:
     with pytest.raises(ValueError, match="is a sam model, but ConceptSegmenter takes a "
                                          "concept segmenter"):
         sam3.ConceptSegmenter(fake)
+
+
+# ---------------------------------------------------------------- where SAM 3 cannot be had
+
+@pytest.fixture
+def real(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Tiny mode off, so "sam3" means facebook/sam3; the names ``models.load`` is asked for."""
+    monkeypatch.delenv("HELPERS_TINY_MODELS", raising=False)
+    asked: list[str] = []
+
+    def load(name: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(name)
+        raise models.WeightsUnavailableError(
+            "'facebook/sam3' is gated: accept its licence on https://huggingface.co/facebook/"
+            "sam3, log in with `hf auth login` (or set HF_TOKEN), then run the cell again.")
+
+    monkeypatch.setattr(models, "load", load)
+    return asked
+
+
+def test_if_available_gives_the_tiny_model(capsys: pytest.CaptureFixture[str]) -> None:
+    found = sam3.ConceptSegmenter.if_available("tiny", device="cpu", download=False)
+    assert isinstance(found, sam3.ConceptSegmenter) and found.name == "tiny-sam3"
+    assert capsys.readouterr().out == ""
+
+
+def test_not_downloaded_is_one_line_and_loads_nothing(
+        real: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import weights
+
+    monkeypatch.setattr(weights, "is_cached", lambda spec: (False, None))
+    assert sam3.ConceptSegmenter.if_available(device="cpu", download=False) is None
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("SAM 3 is not used here: 'sam3' is not on")
+    assert "python -m helpers.models fetch sam3" in out and "3.4 GB" in out
+    assert real == []
+
+
+def test_too_little_memory_is_said_before_loading(
+        real: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import runtime, weights
+
+    monkeypatch.setattr(weights, "is_cached", lambda spec: (True, "a" * 40))
+    monkeypatch.setattr(runtime, "available_memory",
+                        lambda device: (2_000_000_000, "the RAM available is"))
+    assert sam3.ConceptSegmenter.if_available(device="cpu", download=False) is None
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    need = registry.REGISTRY["sam3"].size_bytes * sam3.PEAK_FACTOR / 1e9  # type: ignore[operator]
+    assert f"needs about {need:.1f} GB of memory on cpu and the RAM available is 2.0 GB" in out
+    assert real == []
+
+
+def test_no_access_is_one_line(real: list[str], monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import runtime
+
+    monkeypatch.setattr(runtime, "available_memory", lambda device: (10**12, "lots"))
+    assert sam3.ConceptSegmenter.if_available(device="cpu") is None
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "is gated: accept its licence" in out
+    assert out.rstrip().endswith("then run this cell again.") and real == ["sam3"]
+
+
+def test_running_out_of_memory_while_loading_is_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import runtime
+
+    monkeypatch.delenv("HELPERS_TINY_MODELS", raising=False)
+    monkeypatch.setattr(runtime, "available_memory", lambda device: (10**12, "lots"))
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(models, "load", load)
+    assert sam3.ConceptSegmenter.if_available(device="cpu") is None
+    assert capsys.readouterr().out == ("SAM 3 is not used here: loading it ran out of memory "
+                                       "on cpu; free some, then run this cell again\n")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"name": "sam-3"}, "sam-3"), ({"device": "gpu"}, "gpu"), ({"cache_size": 0}, "cache_size"),
+    ({"download": "no"}, "download")])
+def test_mistakes_are_errors_not_notices(real: list[str], kwargs: dict[str, Any],
+                                         message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        sam3.ConceptSegmenter.if_available(**kwargs)
+    assert real == []
