@@ -32,6 +32,7 @@ LAYERS: dict[str, float] = {
     # 1: models, built and fetched
     "helpers.sam_hf": 0.9,
     "helpers.sam_files": 0.9,
+    "helpers.tiny_hf": 0.95,
     "helpers.tiny": 1.0,
     "helpers.weights": 1.1,
     "helpers.models": 1.2,
