@@ -73,6 +73,7 @@ LAYERS: dict[str, float] = {
     # 5: views (their static pictures first)
     "helpers.widgets.static": 4.95,
     "helpers.widgets.prompt_state": 4.95,
+    "helpers.widgets.picker_view": 4.96,
     "helpers.widgets.picker": 5.0,
     "helpers.widgets.slider": 5.0,
     "helpers.widgets.gallery": 5.0,

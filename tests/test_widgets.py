@@ -79,7 +79,7 @@ def test_picker_view_is_an_anywidget_canvas_in_buttons(seg: sam.Segmenter) -> No
     picker = widgets.PointPicker(seg, images.sample("chelsea"), display=300)
     view = picker.widget  # builds the view without a browser
     toolbar, canvas, status, candidates, errors = view.children
-    assert type(view).__name__ == "VBox" and type(canvas).__name__ == "_PickerCanvas"
+    assert type(view).__name__ == "VBox" and type(canvas).__name__ == "PickerCanvas"
     assert [b.description for b in toolbar.children[1:]] == ["Undo", "Clear"]
     assert list(toolbar.children[0].options) == list(widgets.MODES)
     assert (canvas.width, canvas.height) == picker.display_size == (300, 200)
@@ -100,7 +100,7 @@ def test_picker_js_ships_with_the_package() -> None:
     root = Path(__file__).resolve().parent.parent
     config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     assert "*.js" in config["tool"]["setuptools"]["package-data"]["helpers.widgets"]
-    assert widgets.picker.PICKER_JS.is_file()
+    assert widgets.picker_view.PICKER_JS.is_file()
 
 
 def test_picker_messages_map_display_pixels_to_image_pixels(seg: sam.Segmenter) -> None:
@@ -188,10 +188,10 @@ def test_picker_answers_the_canvas_with_its_seq(seg: sam.Segmenter,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     picker = widgets.PointPicker(seg, images.sample("chelsea"), display=300)
     canvas = picker.widget.children[1]
-    picker._on_canvas_message(canvas, {**click(100, 80), "seq": 1}, [])
+    picker._view.on_canvas_message(canvas, {**click(100, 80), "seq": 1}, [])
     assert canvas.ack == 1 and len(picker.points) == 1 and canvas.points == [[100, 80]]
     # a bad message: the error shows under the picture, the view still gets its answer
-    picker._on_canvas_message(canvas, {"kind": "wheel", "seq": 2}, [])
+    picker._view.on_canvas_message(canvas, {"kind": "wheel", "seq": 2}, [])
     assert canvas.ack == 2 and len(picker.points) == 1
     assert "picker message kind 'wheel' is not one of" in capsys.readouterr().out
 

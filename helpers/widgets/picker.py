@@ -2,9 +2,9 @@
 corners) for a box, and the Segment Anything mask follows live.
 
 Its state is a ``PromptState``, the undo history of one ``Prompt``; it works and is tested
-without a browser. The view is built only when the picker is shown: an anywidget canvas
-(``_PickerCanvas``, its ES module in ``picker.js``, which anywidget loads from the kernel,
-never from a CDN) inside ipywidgets buttons and labels, so it works in JupyterLab 4,
+without a browser. The view (``helpers.widgets.picker_view``) is built only when the picker
+is shown: an anywidget canvas (its ES module in ``picker.js``, which anywidget loads from
+the kernel, never from a CDN) inside ipywidgets buttons and labels, so it works in JupyterLab 4,
 Notebook 7, VS Code and Colab without extra widget managers. The browser draws the kernel's
 picture (the photo and the best mask, a JPEG) and, on top of it, the points, the box and
 the rubber band of a drag at once; on mouse up it sends one message to the kernel (see
@@ -18,16 +18,15 @@ cells see.
 
 from __future__ import annotations
 
-import functools
-import html
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from helpers.prompts import EXCLUDE, INCLUDE
+from helpers.widgets.picker_view import MIN_DRAG, MODES
 from helpers.widgets.prompt_state import PromptState
 
 if TYPE_CHECKING:
@@ -35,19 +34,7 @@ if TYPE_CHECKING:
 
     from helpers.sam import SamResult, Segmenter
 
-MODES = ("include", "exclude", "box")
-MIN_DRAG = 4  # display pixels: a shorter press (in both directions) is a click
 MESSAGE_KINDS = ("click", "drag", "cancel")
-PICKER_JS = Path(__file__).with_name("picker.js")
-"""The canvas view's ES module; anywidget sends it from the kernel to the browser."""
-
-_HINTS = {
-    "include": "click: include point · Shift/Alt+click: exclude point · drag: box",
-    "exclude": "click: exclude point · drag: box",
-    "box": "click one corner, then the opposite one (or drag): box · "
-           "Shift/Alt+click: exclude point",
-}
-_CORNER_HINT = "click the opposite corner · Esc forgets the first one"
 
 
 def _coordinate(message: Mapping[str, Any], key: str) -> float:
@@ -64,10 +51,6 @@ def _flag(message: Mapping[str, Any], key: str) -> bool:
         raise ValueError(f"picker message {dict(message)!r}: {key!r} must be true or false, "
                          f"got {value!r}")
     return value
-
-
-def _hex(rgb: tuple[int, int, int]) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 class PointPicker:
@@ -115,8 +98,7 @@ class PointPicker:
         self.display_size = (max(1, round(self.image.width * scale)),
                              max(1, round(self.image.height * scale)))
         self._base = self.image.resize(self.display_size) if scale < 1 else self.image.copy()
-        self._view: Any = None
-        self._failed = False  # the errors Output shows something
+        self._view: Any = None  # a PickerView once shown
         self.result: SamResult | None = None
         self.update()
 
@@ -154,6 +136,11 @@ class PointPicker:
     def corner(self) -> tuple[float, float] | None:
         """In "box" mode after one click: that first corner in original pixels, else None."""
         return None if self._corner is None else self.to_image(*self._corner)
+
+    @property
+    def display_corner(self) -> tuple[float, float] | None:
+        """The same first corner in display pixels (what the view draws), else None."""
+        return self._corner
 
     def to_image(self, x: float, y: float) -> tuple[float, float]:
         """Display pixels -> original image pixels (clamped inside the image)."""
@@ -292,7 +279,7 @@ class PointPicker:
         return viz.annotate(self._base, points=points, labels=self.state.labels or None,
                             box=box, masks=masks)
 
-    def _thumbnails(self) -> list[Image.Image]:
+    def thumbnails(self) -> list[Image.Image]:
         """One small picture per candidate mask (best first); none without a result."""
         from PIL import Image as PILImage
 
@@ -313,7 +300,7 @@ class PointPicker:
         from PIL import ImageDraw, ImageFont
 
         shown = self.render()
-        thumbs = self._thumbnails()
+        thumbs = self.thumbnails()
         if self.result is None or not thumbs:
             return shown
         pad, line = 6, 14
@@ -339,15 +326,6 @@ class PointPicker:
                       font=font)
         return out
 
-    @staticmethod
-    def _encode(img: Image.Image) -> bytes:
-        """JPEG for the live view: several times faster to encode than PNG at this size."""
-        import io
-
-        buffer = io.BytesIO()
-        img.save(buffer, format="JPEG", quality=90)
-        return buffer.getvalue()
-
     def status(self) -> str:
         """One line of text: the mode, the prompts in original pixels and the best score."""
         pts = ", ".join(f"({x:.0f}, {y:.0f}){'+' if lab else '-'}"
@@ -367,120 +345,21 @@ class PointPicker:
     def widget(self) -> Any:
         """The ipywidgets view (the canvas with its buttons and labels), built on first use."""
         if self._view is None:
-            self._view = self._build()
-            self._refresh()
-        return self._view
+            from helpers.widgets.picker_view import PickerView
 
-    def _style(self) -> dict[str, Any]:
-        """How the browser draws the prompts: ``viz.annotate``'s colours and sizes."""
-        from helpers import viz
-
-        long = max(self.display_size)
-        return {"include": _hex(viz.POSITIVE), "exclude": _hex(viz.NEGATIVE),
-                "box": _hex(viz.PROMPT_BOX), "radius": max(5, round(long / 45)),
-                "line": max(2, round(long / 160)) + 1}
-
-    def _build(self) -> Any:
-        import ipywidgets as w
-
-        width, height = self.display_size
-        self._canvas = _canvas_class()(width=width, height=height, min_drag=MIN_DRAG,
-                                       style=self._style(), mode=self.mode)
-        self._canvas.add_class("pv-picker-canvas")
-        self._canvas.on_msg(self._on_canvas_message)
-        self._status = w.HTML()
-        self._status.add_class("pv-picker-status")
-        self._candidates = w.HBox()
-        self._candidates.add_class("pv-picker-candidates")
-        self._errors = w.Output()
-        self._errors.add_class("pv-picker-errors")
-        self._modes = w.ToggleButtons(options=list(MODES), value=self.mode,
-                                      tooltips=["click adds an include point",
-                                                "click adds an exclude point",
-                                                "click two corners (or drag) for a box"])
-        self._modes.add_class("pv-picker-modes")
-        self._modes.observe(lambda change: self._guard(setattr, self, "mode", change["new"]),
-                            names="value")
-        undo = w.Button(description="Undo", icon="undo")
-        clear = w.Button(description="Clear", icon="trash")
-        undo.add_class("pv-picker-undo")
-        clear.add_class("pv-picker-clear")
-        undo.on_click(lambda _b: self._guard(self.undo))
-        clear.on_click(lambda _b: self._guard(self.clear))
-        toolbar = w.HBox([self._modes, undo, clear])
-        return w.VBox([toolbar, self._canvas, self._status, self._candidates, self._errors])
-
-    def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run a handler of the view; what goes wrong shows up under the picture (a bad
-        prompt as one line, anything else with its traceback)."""
-        if self._failed:  # the last action's error goes with the next action
-            self._errors.clear_output()
-            self._failed = False
-        with self._errors:
-            try:
-                fn(*args)
-            except ValueError as error:
-                self._failed = True
-                print(f"{type(error).__name__}: {error}")
-            except BaseException:
-                self._failed = True
-                raise  # the Output shows the traceback
-
-    def _on_canvas_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        """A message from the canvas: handle it, then answer with the new state and the
-        message's ``seq`` in one update, so the browser drops what it drew ahead. The
-        status line follows that update (what it says, the canvas knows)."""
-        with self._status.hold_sync(), self._canvas.hold_sync():
-            try:
-                self._guard(self.handle_message, content)
-            finally:
-                self._sync()
-                seq = content.get("seq") if isinstance(content, Mapping) else None
-                if isinstance(seq, int) and not isinstance(seq, bool):
-                    self._canvas.ack = max(self._canvas.ack, seq)
-
-    def _status_html(self) -> str:
-        hint = _CORNER_HINT if self._corner is not None else _HINTS[self.mode]
-        return (f"<code>{html.escape(self.status())}</code><br>"
-                f"<small>{html.escape(hint)}</small>")
+            self._view = PickerView(self)
+            self._view.refresh()
+        return self._view.root
 
     def _sync(self) -> None:
-        """Send the prompts (display pixels), the mode and the status to the view: cheap,
-        no picture."""
-        if self._view is None:
-            return
-        sx, sy = self._display_scale()
-
-        def shown(x: float, y: float) -> list[float]:  # prompts are float32: round the noise
-            return [round(x * sx, 3), round(y * sy, 3)]
-
-        box = self.state.box
-        canvas = self._canvas
-        with canvas.hold_sync():
-            canvas.points = [shown(x, y) for x, y in self.state.points]
-            canvas.labels = self.state.labels
-            canvas.box = [] if box is None else [*shown(box[0], box[1]), *shown(box[2], box[3])]
-            canvas.corner = [] if self._corner is None else list(self._corner)
-            canvas.mode = self.mode
-        self._modes.value = self.mode
-        self._status.value = self._status_html()
+        """Send the prompts, the mode and the status to the view, if it is built."""
+        if self._view is not None:
+            self._view.sync()
 
     def _refresh(self) -> None:
-        """Redraw the view after a prompt change: the picture, the candidates, the rest."""
-        if self._view is None:
-            return
-        import ipywidgets as w
-
-        with self._canvas.hold_sync():
-            self._canvas.picture = self._encode(self.render(prompts=False))
-            self._sync()
-        thumbs = []
-        if self.result is not None:
-            for i, (picture, score) in enumerate(zip(self._thumbnails(), self.result.scores)):
-                thumbs.append(w.VBox([w.Image(value=self._encode(picture), format="jpeg"),
-                                      w.HTML(f"<small>candidate {i + 1}: score "
-                                             f"{score:.3f}</small>")]))
-        self._candidates.children = thumbs
+        """Redraw the view, if it is built, after a prompt change."""
+        if self._view is not None:
+            self._view.refresh()
 
     def _ipython_display_(self) -> None:
         from helpers.widgets import static
@@ -490,35 +369,3 @@ class PointPicker:
 
     def __repr__(self) -> str:
         return f"PointPicker({self.status()})"
-
-
-@functools.cache
-def _canvas_class() -> type[Any]:
-    """``_PickerCanvas``, the anywidget canvas of the view, made on first use: anywidget
-    imports ipywidgets, and importing helpers stays cheap without a notebook."""
-    import anywidget
-    import traitlets as t
-
-    class _PickerCanvas(anywidget.AnyWidget):  # type: ignore[misc]
-        """The kernel's picture and the prompts, in display pixels, for ``picker.js``.
-
-        The browser only reads these traits; it sends what the mouse did as messages
-        (``PointPicker.handle_message``), each with a ``seq`` that the kernel hands back in
-        ``ack`` with the state that follows from it.
-        """
-
-        _esm = PICKER_JS
-        picture = t.Bytes(b"", help="JPEG of the photo and the best mask").tag(sync=True)
-        width = t.Int(1, help="display width, in CSS pixels").tag(sync=True)
-        height = t.Int(1, help="display height, in CSS pixels").tag(sync=True)
-        # display pixels: [[x, y], ...]; [1 or 0, ...]; [] or [x1, y1, x2, y2]; [] or [x, y]
-        points: t.List[Any] = t.List(help="point prompts").tag(sync=True)
-        labels: t.List[Any] = t.List(help="1 include, 0 exclude").tag(sync=True)
-        box: t.List[Any] = t.List(help="the box prompt, or []").tag(sync=True)
-        corner: t.List[Any] = t.List(help="a box's first corner in box mode").tag(sync=True)
-        mode = t.Unicode("include", help="one of MODES").tag(sync=True)
-        min_drag = t.Int(MIN_DRAG, help="a shorter press is a click").tag(sync=True)
-        style = t.Dict(help="colours and sizes of points and box").tag(sync=True)
-        ack = t.Int(0, help="seq of the last message handled").tag(sync=True)
-
-    return _PickerCanvas
