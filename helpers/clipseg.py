@@ -23,13 +23,12 @@ later, cost only the text encoder and the small decoder.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers import checks, compat, images, models
+from helpers import checks, compat, encodings, images, models
 from helpers.detections import Detections
 
 if TYPE_CHECKING:
@@ -160,9 +159,7 @@ class TextSegmenter(models.Pretrained):
         self.max_text_tokens = min(int(self.processor.tokenizer.model_max_length),
                                    int(self.model.config.text_config.max_position_embeddings))
         """Tokens the text encoder reads per query; a longer one is cut, with a warning."""
-        self.cache_size = cache_size
-        self.encoder_calls = 0
-        self._cache: OrderedDict[str, list[Any]] = OrderedDict()
+        self._cache = encodings.Encodings(cache_size)
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, device: str | None = None,
@@ -180,6 +177,16 @@ class TextSegmenter(models.Pretrained):
         return cls(cls._load(name, device, revision=revision), cache_size)
 
     @property
+    def cache_size(self) -> int:
+        """How many photos' encodings are kept."""
+        return self._cache.size
+
+    @property
+    def encoder_calls(self) -> int:
+        """How many times the image encoder ran (a photo found in the cache does not count)."""
+        return self._cache.computed
+
+    @property
     def cached_images(self) -> int:
         """How many image encodings the cache holds."""
         return len(self._cache)
@@ -188,22 +195,16 @@ class TextSegmenter(models.Pretrained):
     def _encode_image(self, img: Image.Image) -> list[Any]:
         """The vision encoder's activations that the decoder reads, each (1, T, D), for the
         photo squashed to ``side`` x ``side`` (cached by the photo's content)."""
-        key = f"{self.name}:{images.digest(img)}"
-        found = self._cache.get(key)
-        if found is not None:
-            self._cache.move_to_end(key)
-            return found
-        pixels = self.processor(images=img, return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(self.device, self.model.dtype)  # (1, 3, side, side)
-        vision = self.model.clip.get_image_features(pixel_values=pixels,
-                                                    interpolate_pos_encoding=True,
-                                                    output_hidden_states=True)
-        # hidden_states[0] is the embedding layer, so layer i's output is at i + 1
-        found = [vision.hidden_states[i + 1] for i in self.model.extract_layers]
-        self.encoder_calls += 1
-        self._cache[key] = found
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        def encode() -> list[Any]:
+            pixels = self.processor(images=img, return_tensors="pt")["pixel_values"]
+            pixels = pixels.to(self.device, self.model.dtype)  # (1, 3, side, side)
+            vision = self.model.clip.get_image_features(pixel_values=pixels,
+                                                        interpolate_pos_encoding=True,
+                                                        output_hidden_states=True)
+            # hidden_states[0] is the embedding layer, so layer i's output is at i + 1
+            return [vision.hidden_states[i + 1] for i in self.model.extract_layers]
+
+        found: list[Any] = self._cache.get(f"{self.name}:{images.digest(img)}", encode)
         return found
 
     def _embed_queries(self, queries: list[Any]) -> Any:

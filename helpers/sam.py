@@ -16,14 +16,13 @@ Coordinates are those of the original image: points ``(x, y)`` and boxes
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers import checks, compat, images, models, sam_files
+from helpers import checks, compat, encodings, images, models, sam_files
 from helpers.prompts import Prompt
 
 if TYPE_CHECKING:
@@ -143,9 +142,7 @@ class Segmenter(models.Pretrained):
             else self.model.prompt_encoder  # the width the mask decoder reads
         channels = getattr(encoder, "hidden_size", None) or encoder.embed_dim
         self._embedding_shape = (1, int(channels), self._low_res[0] // 4, self._low_res[1] // 4)
-        self.cache_size = cache_size
-        self.encoder_calls = 0
-        self._cache: OrderedDict[str, _Embedding] = OrderedDict()
+        self._cache = encodings.Encodings(cache_size)
         self._key: str | None = None
         self._image: Image.Image | None = None
 
@@ -193,21 +190,17 @@ class Segmenter(models.Pretrained):
         """
         img = images.load(image)
         key = f"{self.name}:{images.digest(img)}"
-        embedding = self._cache.get(key)
-        if embedding is None:
+
+        def encode() -> _Embedding:
             import torch
 
             arr = np.asarray(img)  # (H, W, 3) uint8 RGB
             with torch.inference_mode():
                 self.predictor.set_image(arr)
-            self.encoder_calls += 1
-            embedding = _Embedding(self.predictor.features, tuple(self.predictor.original_size),
-                                   tuple(self.predictor.input_size))
-            self._cache[key] = embedding
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
+            return _Embedding(self.predictor.features, tuple(self.predictor.original_size),
+                              tuple(self.predictor.input_size))
+
+        embedding = self._cache.get(key, encode)
         self._activate(embedding)
         self._key, self._image = key, img
         return self
@@ -218,6 +211,16 @@ class Segmenter(models.Pretrained):
         self.predictor.original_size = embedding.original_size
         self.predictor.input_size = embedding.input_size
         self.predictor.is_image_set = True
+
+    @property
+    def cache_size(self) -> int:
+        """How many photos' encodings are kept."""
+        return self._cache.size
+
+    @property
+    def encoder_calls(self) -> int:
+        """How many times the image encoder ran (a photo found in the cache does not count)."""
+        return self._cache.computed
 
     @property
     def cached_images(self) -> int:
@@ -278,10 +281,7 @@ class Segmenter(models.Pretrained):
             raise ValueError(f"{str(path)!r} was computed for another image than this one")
         embedding = _Embedding(data["features"].to(self.device),
                                tuple(data["original_size"]), tuple(data["input_size"]))
-        self._cache[key] = embedding
-        self._cache.move_to_end(key)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        self._cache.put(key, embedding)
         self._activate(embedding)
         self._key, self._image = key, img
         return self

@@ -25,13 +25,12 @@ same photo cost only the text encoder and the decoders.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers import checks, images, models, runtime, weights
+from helpers import checks, encodings, images, models, runtime, weights
 from helpers.detections import Detections
 
 if TYPE_CHECKING:
@@ -94,9 +93,7 @@ class ConceptSegmenter(models.Pretrained):
         self.processor = loaded.processor
         self.max_text_tokens = int(self.model.config.text_config.max_position_embeddings)
         """Tokens the text encoder reads (32 in SAM 3): a longer phrase is refused."""
-        self.cache_size = cache_size
-        self.encoder_calls = 0
-        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache = encodings.Encodings(cache_size)
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, device: str | None = None,
@@ -162,6 +159,16 @@ class ConceptSegmenter(models.Pretrained):
         return None
 
     @property
+    def cache_size(self) -> int:
+        """How many photos' encodings are kept."""
+        return self._cache.size
+
+    @property
+    def encoder_calls(self) -> int:
+        """How many times the image encoder ran (a photo found in the cache does not count)."""
+        return self._cache.computed
+
+    @property
     def cached_images(self) -> int:
         """How many photo encodings the cache holds."""
         return len(self._cache)
@@ -169,19 +176,12 @@ class ConceptSegmenter(models.Pretrained):
     def _encode_image(self, img: Image.Image) -> Any:
         """SAM 3's vision features of the photo (squashed to the processor's square),
         cached by the photo's content."""
-        key = f"{self.name}:{images.digest(img)}"
-        found = self._cache.get(key)
-        if found is not None:
-            self._cache.move_to_end(key)
-            return found
-        pixels = self.processor(images=img, return_tensors="pt")["pixel_values"]
-        found = self.model.get_vision_features(
-            pixel_values=pixels.to(self.device, self.model.dtype))
-        self.encoder_calls += 1
-        self._cache[key] = found
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return found
+        def encode() -> Any:
+            pixels = self.processor(images=img, return_tensors="pt")["pixel_values"]
+            return self.model.get_vision_features(
+                pixel_values=pixels.to(self.device, self.model.dtype))
+
+        return self._cache.get(f"{self.name}:{images.digest(img)}", encode)
 
     def _check_lengths(self, texts: list[str]) -> None:
         for text, ids in zip(texts, self.processor.tokenizer(texts)["input_ids"]):

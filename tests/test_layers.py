@@ -25,6 +25,7 @@ LAYERS: dict[str, float] = {
     "helpers.registry": 0.2,
     "helpers.vocab": 0.2,
     "helpers.detections": 0.3,
+    "helpers.encodings": 0.3,
     "helpers.templates": 0.3,
     "helpers.examples": 0.35,
     "helpers.viz": 0.4,
