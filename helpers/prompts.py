@@ -17,6 +17,8 @@ mouse drag past its edge) clips, and it says so by calling ``Prompt.clipped``.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,16 +211,35 @@ class Prompt:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, text: str, size: tuple[int, int] | None = None) -> Prompt:
-        """A prompt saved by ``to_json``; with ``size``, checks it was made for that size."""
-        data = json.loads(text)
-        saved = (int(data["size"][0]), int(data["size"][1]))
+    def from_json(cls, text: str, size: tuple[int, int] | None = None,
+                  source: str = "these prompts") -> Prompt:
+        """A prompt saved by ``to_json``; with ``size``, checks it was made for that size.
+
+        Raises:
+            ValueError: ``text`` is not JSON, not what ``to_json`` writes (a size, points,
+                labels and a box, each of numbers), or its prompts do not fit the image;
+                the message starts with ``source`` (a file's name, for a loader).
+        """
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
+            raise ValueError(f"{source} are not JSON ({err}); {SAVE_AGAIN}") from None
+        saved = _saved_size(data, source)
         if size is not None and saved != tuple(size):
-            raise ValueError(f"these prompts were saved for a {saved[0]}x{saved[1]} image, "
-                             f"not {size[0]}x{size[1]}")
-        points, labels, box = (None if not data[k] else np.asarray(data[k])
-                               for k in ("points", "labels", "box"))
-        return cls(saved, points, labels, box)
+            raise ValueError(f"{source} were saved for a {saved[0]}x{saved[1]} image, not "
+                             f"{size[0]}x{size[1]}; load them for that image")
+        points = _numbers(data.get("points"), 2, "points", source)
+        labels = data.get("labels")
+        if not isinstance(labels, list) or not all(type(v) is int for v in labels):
+            raise ValueError(f"{source}: labels {labels!r:.80} must be a list of 1 (include) "
+                             f"and 0 (exclude); {SAVE_AGAIN}")
+        box = _numbers(data.get("box") or None, 4, "box", source)
+        try:
+            return cls(saved, np.asarray(points) if points else None,
+                       np.asarray(labels) if points or labels else None,
+                       np.asarray(box[0]) if box else None)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
 
 
 def same_arrays(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -226,3 +247,39 @@ def same_arrays(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return bool(np.array_equal(a, b))
+
+
+SAVE_AGAIN = "save the prompts again with picker.save(path)"
+"""What every refusal of a saved prompt ends with."""
+
+
+def _saved_size(data: Any, source: str) -> tuple[int, int]:
+    """The image size of saved prompts: ``data`` must be the object ``to_json`` writes."""
+    keys = ("size", "points", "labels", "box")
+    if not isinstance(data, dict) or any(k not in data for k in keys):
+        kinds = {"list": "list", "str": "string", "int": "number", "float": "number",
+                 "bool": "true or false", "NoneType": "null"}
+        held = ("an object without " + ", ".join(k for k in keys if k not in data)
+                if isinstance(data, dict) else f"a JSON {kinds.get(type(data).__name__)}")
+        raise ValueError(f"{source} are {held}, not saved prompts (an object with size, "
+                         f"points, labels and box); {SAVE_AGAIN}")
+    size = data["size"]
+    if not isinstance(size, list) or len(size) != 2 or \
+            not all(type(v) is int and v >= 1 for v in size):
+        raise ValueError(f"{source}: size {size!r:.80} must be [width, height] in whole "
+                         f"pixels; {SAVE_AGAIN}")
+    return int(size[0]), int(size[1])
+
+
+def _numbers(value: Any, width: int, what: str, source: str) -> list[list[float]]:
+    """``value`` as rows of ``width`` finite numbers (one row for a box); [] for none."""
+    if value is None:
+        return []
+    rows = [value] if what == "box" else value
+    if not isinstance(rows, list) or not all(
+            isinstance(row, list) and len(row) == width and
+            all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                for v in row) for row in rows):
+        shape = "[x1, y1, x2, y2] pixels" if what == "box" else "a list of [x, y] pixels"
+        raise ValueError(f"{source}: {what} {value!r:.80} must be {shape}; {SAVE_AGAIN}")
+    return [[float(v) for v in row] for row in rows]

@@ -73,3 +73,18 @@ def test_edits_equality_and_json() -> None:
         Prompt.from_json(p.to_json(), size=(60, 40))
     with pytest.raises(ValueError, match="outside"):
         p.with_point(100, 0)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{oops", r"^these prompts are not JSON"),
+    ('[1, 2]', r"^these prompts are a JSON list, not saved prompts"),
+    ('{"size": [10, 10], "points": [["a", 1]], "labels": [1], "box": null}',
+     r"points \[\['a', 1\]\] must be a list of \[x, y\] pixels"),
+    ('{"size": [10, 0], "points": [], "labels": [], "box": null}', r"size \[10, 0\] must be"),
+    ('{"size": [10, 10], "points": [[1, 2]], "labels": [true], "box": null}',
+     r"labels \[True\] must be a list of 1 \(include\) and 0"),
+    ('{"size": [10, 10], "points": [[20, 2]], "labels": [1], "box": null}', r"outside"),
+])
+def test_from_json_is_strict(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Prompt.from_json(text)

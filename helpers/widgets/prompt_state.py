@@ -4,15 +4,12 @@ tested without a browser."""
 
 from __future__ import annotations
 
-import json
-import math
-import numbers
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from helpers.prompts import INCLUDE, Prompt
+from helpers.prompts import INCLUDE, SAVE_AGAIN, Prompt
 
 
 class PromptState:
@@ -95,34 +92,11 @@ class PromptState:
     @classmethod
     def from_json(cls, text: str, size: tuple[int, int] | None = None,
                   source: str = "these prompts") -> PromptState:
-        """Prompts saved by ``to_json``; with ``size``, checks they were made for that size.
-
-        Raises:
-            ValueError: ``text`` is not JSON, not what ``to_json`` writes (a size, points,
-                labels and a box, each of numbers), or its prompts do not fit the image;
-                the message starts with ``source`` (a file's name, for ``load``).
-        """
-        try:
-            data = json.loads(text)
-        except (TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
-            raise ValueError(f"{source} are not JSON ({err}); {_SAVE_AGAIN}") from None
-        state = cls(_saved_size(data, source))
-        if size is not None and state.size != tuple(size):
-            w, h = state.size
-            raise ValueError(f"{source} were saved for a {w}x{h} image, not "
-                             f"{size[0]}x{size[1]}; load them for that image")
-        points = _numbers(data.get("points"), 2, "points", source)
-        labels = data.get("labels")
-        if not isinstance(labels, list) or not all(type(v) is int for v in labels):
-            raise ValueError(f"{source}: labels {labels!r:.80} must be a list of 1 (include) "
-                             f"and 0 (exclude); {_SAVE_AGAIN}")
-        box = _numbers(data.get("box") or None, 4, "box", source)
-        try:
-            state.prompt = Prompt(state.size, np.asarray(points) if points else None,
-                                  np.asarray(labels) if points or labels else None,
-                                  np.asarray(box[0]) if box else None)
-        except ValueError as err:
-            raise ValueError(f"{source}: {err}") from None
+        """Prompts saved by ``to_json`` (read by ``Prompt.from_json``, which says what it
+        refuses), as a state with no undo history."""
+        prompt = Prompt.from_json(text, size, source)
+        state = cls(prompt.size)
+        state.prompt = prompt
         return state
 
     @classmethod
@@ -142,40 +116,5 @@ class PromptState:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as err:
-            raise ValueError(f"{source} are not text ({err}); {_SAVE_AGAIN}") from None
+            raise ValueError(f"{source} are not text ({err}); {SAVE_AGAIN}") from None
         return cls.from_json(text, size, source)
-
-
-_SAVE_AGAIN = "save the prompts again with picker.save(path)"
-
-
-def _saved_size(data: Any, source: str) -> tuple[int, int]:
-    """The image size of saved prompts: ``data`` must be the object ``to_json`` writes."""
-    keys = ("size", "points", "labels", "box")
-    if not isinstance(data, dict) or any(k not in data for k in keys):
-        kinds = {"list": "list", "str": "string", "int": "number", "float": "number",
-                 "bool": "true or false", "NoneType": "null"}
-        held = ("an object without " + ", ".join(k for k in keys if k not in data)
-                if isinstance(data, dict) else f"a JSON {kinds.get(type(data).__name__)}")
-        raise ValueError(f"{source} are {held}, not saved prompts (an object with size, "
-                         f"points, labels and box); {_SAVE_AGAIN}")
-    size = data["size"]
-    if not isinstance(size, list) or len(size) != 2 or \
-            not all(type(v) is int and v >= 1 for v in size):
-        raise ValueError(f"{source}: size {size!r:.80} must be [width, height] in whole "
-                         f"pixels; {_SAVE_AGAIN}")
-    return int(size[0]), int(size[1])
-
-
-def _numbers(value: Any, width: int, what: str, source: str) -> list[list[float]]:
-    """``value`` as rows of ``width`` finite numbers (one row for a box); [] for none."""
-    if value is None:
-        return []
-    rows = [value] if what == "box" else value
-    if not isinstance(rows, list) or not all(
-            isinstance(row, list) and len(row) == width and
-            all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-                for v in row) for row in rows):
-        shape = "[x1, y1, x2, y2] pixels" if what == "box" else "a list of [x, y] pixels"
-        raise ValueError(f"{source}: {what} {value!r:.80} must be {shape}; {_SAVE_AGAIN}")
-    return [[float(v) for v in row] for row in rows]
