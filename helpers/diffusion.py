@@ -86,7 +86,7 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.0f} MB"
 
 
-def check_size(label: str, height: int, width: int, device: str, **estimate: Any) -> int:
+def check_size(label: str, *, height: int, width: int, device: str, **estimate: Any) -> int:
     """The estimated activation bytes of a ``height`` x ``width`` call on ``device``
     (``estimate``: the keyword arguments of ``activation_bytes``), after checking it fits.
 
@@ -173,14 +173,15 @@ class Diffusion(models.Pretrained):
         return (self.steps if steps is None else steps,
                 self.guidance_scale if guidance_scale is None else guidance_scale)
 
-    def _check_size(self, label: str, height: int, width: int, guidance_scale: float,
+    def _check_size(self, label: str, *, height: int, width: int, guidance_scale: float,
                     images: int = 1) -> int:
         """``check_size`` for this pipeline: its dtype, its VAE, guidance's doubled batch."""
         config = getattr(getattr(self.pipe, "vae", None), "config", None) or {}
         channels = config.get("block_out_channels") or config.get(
             "decoder_block_out_channels") or (128,)
         item = getattr(getattr(self.pipe, "dtype", None), "itemsize", 4)
-        return check_size(label, height, width, self.device, element_bytes=int(item),
+        return check_size(label, height=height, width=width, device=self.device,
+                          element_bytes=int(item),
                           batch=2 * images if guidance_scale > 1 else images, images=images,
                           vae_channels=int(min(channels)))
 

@@ -86,7 +86,8 @@ class Generator(Diffusion):
                                                             height, width, seed,
                                                             negative_prompt)
         self._check_prompts(prompt, negative_prompt)
-        self._check_size(f"height={height}, width={width}", height, width, guidance_scale)
+        self._check_size(f"height={height}, width={width}", height=height, width=width,
+                         guidance_scale=guidance_scale)
         self._advise(steps, guidance_scale, negative_prompt)
         with self.sampling():
             out = self.pipe(prompt=prompt, negative_prompt=negative_prompt,
@@ -137,7 +138,7 @@ def text_to_image(prompt: str, model: str = "sd15", negative_prompt: str | None 
                                width, seed, negative_prompt)  # before anything loads
     if pipe is None:  # the size against the device's memory, with SD's VAE and dtype
         dev = runtime.device(device)
-        check_size(f"height={h}, width={w}", h, w, dev,
+        check_size(f"height={h}, width={w}", height=h, width=w, device=dev,
                    element_bytes=runtime.dtype(dev, diffusion=True).itemsize,
                    batch=2 if scale > 1 else 1)
     generator = (Generator.from_pretrained(model, device=device) if pipe is None

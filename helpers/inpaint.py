@@ -241,7 +241,8 @@ class Inpainter(Diffusion):
         if resolution is not None:
             resolution = side("resolution", resolution, 64)
         work = resolution or self.native
-        self._check_size(f"resolution {work}", work, work, guidance_scale)
+        self._check_size(f"resolution {work}", height=work, width=work,
+                         guidance_scale=guidance_scale)
         self._check_prompts(prompt, negative_prompt, warn)
         if warn:
             self._advise(steps, guidance_scale, negative_prompt)

@@ -223,7 +223,7 @@ def test_the_estimate_and_the_largest_size_that_fits(tiny: None,
                                          r"of this shape that fits is 264x360"):
         generate.text_to_image("a cat", height=1024, width=768, device="cpu")
     assert diffusion.activation_bytes(360, 264) <= free < diffusion.activation_bytes(368, 272)
-    assert diffusion.check_size("fine", 256, 256, "cpu") > 0
+    assert diffusion.check_size("fine", height=256, width=256, device="cpu") > 0
 
 
 def test_free_memory_on_cuda_comes_from_the_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -241,7 +241,8 @@ def test_free_memory_on_cuda_comes_from_the_gpu(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ValueError, match=r"resolution 2048: 2048x2048 pixels need about 17\.2 "
                                          r"GB of memory on cuda:0.*cuda:0 has 6\.0 GB free; the "
                                          r"largest of this shape that fits is 1568x1568"):
-        diffusion.check_size("resolution 2048", 2048, 2048, "cuda:0", element_bytes=2)
+        diffusion.check_size("resolution 2048", height=2048, width=2048, device="cuda:0",
+                             element_bytes=2)
     free, where = diffusion.available_memory("cpu")
     assert free is None or free > 0, where
 

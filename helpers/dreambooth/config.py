@@ -298,8 +298,9 @@ def _check_memory(c: DreamBoothConfig) -> None:
     half = c.mixed_precision in ("fp16", "bf16") or (
         c.mixed_precision == "auto" and dev.startswith("cuda"))
     rows = c.batch_size * (2 if c.with_prior_preservation else 1)
-    check_size(f"DreamBooth training at resolution {c.resolution}", c.resolution, c.resolution,
-               dev, element_bytes=2 if half else 4, batch=rows, training=True)  # photos
+    check_size(f"DreamBooth training at resolution {c.resolution}", height=c.resolution,
+               width=c.resolution, device=dev, element_bytes=2 if half else 4, batch=rows,
+               training=True)  # photos
     # are encoded one at a time, so the VAE's share is one picture's
 
 
