@@ -1,9 +1,10 @@
-"""Pictures of prompts and results: points, boxes, masks, grids and heat maps.
+"""Pictures of prompts and results: points, boxes, masks, grids, blurs and differences.
 
 Every function returns a new ``PIL.Image`` and leaves its input untouched, so a cell can
 show it (a notebook displays a PIL image inline), save it, or log it to a tracker. Colours
 come from one fixed palette, so the same label gets the same colour run after run: an
-include point is always green, an exclude point always red.
+include point is always green, an exclude point always red (``helpers.palette``). The charts
+and value maps of ``helpers.charts`` (``heatmap``, ``bars``, ``weights``) are here too.
 """
 
 from __future__ import annotations
@@ -15,23 +16,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from helpers import checks
+from helpers.charts import bars, figure_image, heatmap, weights  # noqa: F401  (re-exported)
+from helpers.palette import NEGATIVE, PALETTE, POSITIVE, PROMPT_BOX, color  # noqa: F401
 
 if TYPE_CHECKING:
     from helpers.detections import Detections
-
-PALETTE: tuple[tuple[int, int, int], ...] = (
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-)
-POSITIVE = (0, 200, 83)
-NEGATIVE = (229, 57, 53)
-PROMPT_BOX = (255, 214, 0)
-
-
-def color(i: int) -> tuple[int, int, int]:
-    """The ``i``-th palette colour (wraps around)."""
-    return PALETTE[int(i) % len(PALETTE)]
-
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     try:
@@ -266,62 +255,6 @@ def side_by_side(images: Sequence[Any], captions: Sequence[str] | None = None,
     return grid(items, captions, cols=len(items), cell=cell, height=max(8, tallest))
 
 
-def figure_image(fig: Any) -> Image.Image:
-    """A matplotlib ``Figure`` rendered (Agg, no pyplot state) to an RGB PIL image."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3].copy())
-
-
-def heatmap(matrix: Any, row_labels: Sequence[str], col_labels: Sequence[str],
-            title: str = "", cmap: str = "viridis", fmt: str = "{:.2f}") -> Image.Image:
-    """A labelled heat map of an (R, C) matrix (e.g. cosine similarities), values written in."""
-    from matplotlib.figure import Figure
-
-    m = np.asarray(matrix, dtype=np.float64)
-    if m.ndim != 2 or m.shape != (len(row_labels), len(col_labels)):
-        raise ValueError(
-            f"matrix has shape {m.shape}; expected ({len(row_labels)}, {len(col_labels)}) "
-            "to match the labels"
-        )
-    fig = Figure(figsize=(1.2 + 0.9 * m.shape[1], 1.0 + 0.6 * m.shape[0]), dpi=100)
-    ax = fig.add_subplot()
-    shown = ax.imshow(m, cmap=cmap, aspect="auto")
-    ax.set_xticks(range(m.shape[1]), labels=list(col_labels), rotation=35, ha="right")
-    ax.set_yticks(range(m.shape[0]), labels=list(row_labels))
-    mid = (np.nanmax(m) + np.nanmin(m)) / 2 if m.size else 0
-    for (r, c), v in np.ndenumerate(m):
-        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=8,
-                color="black" if v > mid else "white")
-    fig.colorbar(shown, ax=ax, shrink=0.8)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return figure_image(fig)
-
-
-def bars(values: Any, labels: Sequence[str], title: str = "",
-         xlabel: str = "probability") -> Image.Image:
-    """A horizontal bar chart, largest value on top (e.g. zero-shot label probabilities)."""
-    from matplotlib.figure import Figure
-
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    if len(v) != len(labels):
-        raise ValueError(f"{len(v)} values but {len(labels)} labels")
-    order = np.argsort(v)
-    fig = Figure(figsize=(5, 0.5 + 0.35 * len(v)), dpi=100)
-    ax = fig.add_subplot()
-    ax.barh(range(len(v)), v[order], color=[np.array(color(i)) / 255 for i in order])
-    ax.set_yticks(range(len(v)), labels=[labels[i] for i in order])
-    ax.set_xlabel(xlabel)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return figure_image(fig)
-
-
 def _region(image: Image.Image, mask: Any) -> np.ndarray:
     """(H, W) bool region from a mask array or a ``Detections`` (its masks, and the box of
     every detection without one: a face to blur must not slip through)."""
@@ -374,23 +307,6 @@ def pixelate(image: Any, mask: Any, block: int = 12) -> Image.Image:
     small = img.resize((max(1, img.width // block), max(1, img.height // block)),
                        Image.Resampling.BOX)
     return _composite(img, small.resize(img.size, Image.Resampling.NEAREST), region)
-
-
-def weights(values: Any, cmap: str = "viridis") -> Image.Image:
-    """A map of values in [0, 1] (blend weights, a soft mask, a probability map) in a colour
-    map whose both ends show on a white page and on a black one: 0 dark violet, 1 yellow.
-
-    Raises:
-        ValueError: ``values`` is not a 2-D array, or holds values outside [0, 1] or NaN.
-    """
-    from matplotlib import colormaps
-
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(f"weights must be a 2-D (height, width) array, not shape {arr.shape}")
-    if not np.isfinite(arr).all() or arr.min(initial=0.0) < 0 or arr.max(initial=0.0) > 1:
-        raise ValueError("weights must lie in [0, 1] (no NaN); scale them first")
-    return Image.fromarray((colormaps[cmap](arr)[..., :3] * 255).astype(np.uint8))
 
 
 def difference(before: Any, after: Any, cmap: str = "magma") -> Image.Image:
