@@ -110,6 +110,7 @@ def _hf_classes(family: str) -> tuple[Any, Any]:
         "grounding-dino": (tf.AutoModelForZeroShotObjectDetection, tf.AutoProcessor),
         "clipseg": (tf.CLIPSegForImageSegmentation, tf.CLIPSegProcessor),
         "sam3": (tf.Sam3Model, tf.Sam3Processor),
+        "sam2-video": (tf.Sam2VideoModel, tf.Sam2VideoProcessor),
     }[family]
 
 
@@ -223,6 +224,7 @@ _LOADERS = {
     "grounding-dino": _load_transformers,
     "clipseg": _load_transformers,
     "sam3": _load_transformers,
+    "sam2-video": _load_transformers,
     "sd-inpaint": _load_diffusers,
     "sd": _load_diffusers,
 }

@@ -25,12 +25,13 @@ from pathlib import Path
 from helpers import runtime
 
 FAMILIES = ("sam", "clip", "owlvit", "owlv2", "grounding-dino", "sd-inpaint", "sd", "clipseg",
-            "align", "sam3")
+            "align", "sam3", "sam2-video")
 DIFFUSION_FAMILIES = ("sd-inpaint", "sd")
 NOUNS = {"sam": "SAM model", "clip": "CLIP model", "owlvit": "detector", "owlv2": "detector",
          "grounding-dino": "detector", "sd-inpaint": "inpainting model",
          "sd": "text-to-image model", "clipseg": "text segmenter", "sam3": "concept segmenter",
-         "align": "CLIP model"}  # ALIGN is CLIP-like: both are clip.Embedder's
+         "align": "CLIP model",  # ALIGN is CLIP-like: both are clip.Embedder's
+         "sam2-video": "video segmenter"}
 """What a model of each family is called in messages ("unknown detector 'x'")."""
 SOURCE_FAMILIES = tuple(f for f in FAMILIES if f != "sam")
 """Families whose loader also takes a hub id or a local folder (``from_pretrained``); a SAM
@@ -179,6 +180,17 @@ REGISTRY: dict[str, ModelSpec] = {
                   description="SAM 3 (848M; gated, heavy: about 3.4 GB, slow on a CPU)",
                   licence="SAM License (Meta's own, use restrictions; gated: accept it on "
                           "https://huggingface.co/facebook/sam3 first)"),
+        # One click -> a mask that follows the object through a clip (helpers.video). Sizes
+        # are float32 safetensors of the released architectures (38.9M, 46M, 80.8M params).
+        ModelSpec("sam2.1-tiny", "sam2-video", "facebook/sam2.1-hiera-tiny", revision="main",
+                  size_bytes=156_000_000, aliases=("sam2-video", "sam2.1"),
+                  description="SAM 2.1 Hiera-T video tracker (39M)", licence="Apache-2.0"),
+        ModelSpec("sam2.1-small", "sam2-video", "facebook/sam2.1-hiera-small", revision="main",
+                  size_bytes=184_000_000, description="SAM 2.1 Hiera-S video tracker (46M)",
+                  licence="Apache-2.0"),
+        ModelSpec("sam2.1-base-plus", "sam2-video", "facebook/sam2.1-hiera-base-plus",
+                  revision="main", size_bytes=323_000_000,
+                  description="SAM 2.1 Hiera-B+ video tracker (81M)", licence="Apache-2.0"),
         # Stable Diffusion. RunwayML's SD 1.5 repos and Stability's SD 2 repos have left the
         # hub; these are the community mirrors that diffusers' own documentation uses.
         ModelSpec("sd15-inpaint", "sd-inpaint", _SD15_INPAINT, revision="main",

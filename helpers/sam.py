@@ -24,6 +24,7 @@ import numpy as np
 
 from helpers import checks, compat, encodings, images, models, sam_files
 from helpers.prompts import Prompt
+from helpers.video import VideoSegmenter  # noqa: F401  (re-exported: sam.VideoSegmenter)
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -1,6 +1,7 @@
 """The tiny transformers models that read text and photos, built in code (see ``helpers.tiny``).
 
-One builder per family: CLIP, ALIGN, OWL-ViT, OWLv2, Grounding DINO, CLIPSeg and SAM 3. Each
+One builder per family: CLIP, ALIGN, OWL-ViT, OWLv2, Grounding DINO, CLIPSeg, SAM 3 and SAM 2's
+video tracker. Each
 saves a model with random weights and its processor, with an offline tokenizer from
 ``helpers.vocab``, into a folder that ``helpers.models`` loads as it loads the real weights.
 ``helpers.tiny`` decides where and when they are built.
@@ -200,6 +201,55 @@ def build_sam3(folder: Path) -> None:
     Sam3Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
 
 
+def build_sam2_video(folder: Path) -> None:
+    """A tiny ``Sam2VideoModel`` (1.1M parameters): a four-stage Hiera of 16 to 128 channels
+    on 128x128 frames (1024 in the released ones), a 128-wide FPN, mask decoder and memory
+    (transformers asks for a width that is a multiple of 64 and more than 64, and 64 memory
+    channels), 7 memory frames as released. Random weights give an object score of random
+    sign, and a negative one blanks every mask; its bias is set high so the tiny model always
+    "sees" the object and its masks move with the prompts."""
+    import torch
+    from transformers import (
+        Sam2HieraDetConfig,
+        Sam2ImageProcessor,
+        Sam2VideoConfig,
+        Sam2VideoModel,
+        Sam2VideoProcessor,
+        Sam2VideoVideoProcessor,
+        Sam2VisionConfig,
+    )
+
+    s = 128
+    backbone = Sam2HieraDetConfig(
+        hidden_size=16, num_attention_heads=1, image_size=[s, s], blocks_per_stage=[1, 1, 2, 1],
+        embed_dim_per_stage=[16, 32, 64, 128], num_attention_heads_per_stage=[1, 1, 2, 2],
+        window_size_per_stage=[4, 4, 4, 2], global_attention_blocks=[3],
+        window_positional_embedding_background_size=[4, 4])
+    vision = Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=[128, 64, 32, 16],
+                              backbone_feature_sizes=[[s // 4] * 2, [s // 8] * 2, [s // 16] * 2],
+                              fpn_hidden_size=128)
+    config = Sam2VideoConfig(
+        vision_config=vision, image_size=s, initializer_range=0.1,
+        prompt_encoder_config=dict(hidden_size=128, image_size=s, patch_size=16,
+                                   mask_input_channels=8),
+        mask_decoder_config=dict(hidden_size=128, mlp_dim=64, num_hidden_layers=1,
+                                 num_attention_heads=2, iou_head_hidden_dim=32, iou_head_depth=2),
+        num_maskmem=7, max_object_pointers_in_encoder=4, memory_attention_hidden_size=128,
+        memory_attention_num_layers=1, memory_attention_feed_forward_hidden_size=64,
+        memory_attention_rope_feat_sizes=[s // 16, s // 16], memory_encoder_hidden_size=128,
+        memory_encoder_output_channels=64, mask_downsampler_embed_dim=128,
+        memory_fuser_num_layers=1, memory_fuser_embed_dim=128, memory_fuser_intermediate_dim=64)
+    model = Sam2VideoModel(config).eval()
+    with torch.no_grad():
+        model.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(10.0)
+    model.save_pretrained(folder)
+    image_processor = Sam2ImageProcessor(size={"height": s, "width": s},
+                                         mask_size={"height": s // 4, "width": s // 4})
+    Sam2VideoProcessor(image_processor=image_processor,
+                       video_processor=Sam2VideoVideoProcessor(size={"height": s, "width": s})
+                       ).save_pretrained(folder)
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "clip": build_clip,
     "align": build_align,
@@ -208,5 +258,6 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "grounding-dino": build_grounding_dino,
     "clipseg": build_clipseg,
     "sam3": build_sam3,
+    "sam2-video": build_sam2_video,
 }
 """Family -> builder, for ``helpers.tiny``."""

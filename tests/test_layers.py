@@ -54,6 +54,7 @@ LAYERS: dict[str, float] = {
     "helpers.diffusion": 3.05,
     "helpers.clip": 3.1,
     "helpers.clipseg": 3.1,
+    "helpers.video": 3.05,
     "helpers.sam": 3.1,
     "helpers.sam3": 3.1,
     "helpers.detect": 3.1,

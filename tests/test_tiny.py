@@ -192,7 +192,25 @@ def check_sam3(loaded: models.Loaded) -> None:
     assert tuple(found["masks"].shape) == (queries, photo.height, photo.width)
 
 
+def check_sam2_video(loaded: models.Loaded) -> None:
+    import torch
+
+    model, processor = loaded.model, loaded.processor
+    frames = [_photo(), _photo().rotate(10)]
+    session = processor.init_video_session(video=frames, inference_device="cpu")
+    processor.add_inputs_to_inference_session(inference_session=session, frame_idx=0,
+                                              obj_ids=1, input_points=[[[[20.0, 20.0]]]],
+                                              input_labels=[[[1]]])
+    with torch.no_grad():
+        outs = list(model.propagate_in_video_iterator(session, start_frame_idx=0))
+    side = processor.target_size
+    assert [o.frame_idx for o in outs] == [0, 1] and outs[1].object_ids == [1]
+    assert tuple(outs[1].pred_masks.shape) == (1, 1, side // 4, side // 4)
+    assert outs[1].object_score_logits.item() > 0  # the tiny model "sees" the object
+
+
 CHECKS = {
+    "sam2-video": check_sam2_video,
     "sam3": check_sam3,
     "clipseg": check_clipseg,
     "sam": check_sam,
