@@ -182,6 +182,27 @@ def _check_count(n: int, max_frames: int, every: int, what: str) -> None:
                          "(about 2 MB a frame)")
 
 
+def clip_manifest() -> dict[str, dict[str, Any]]:
+    """The sample clips' records by name (``data/clips/manifest.json``): file, size, frames,
+    fps, licence, SHA-256, and where the cup is in the first frame."""
+    import json
+
+    path = images.data_dir() / "clips" / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no clip manifest at {path}; the data/clips folder is "
+                                "missing from this checkout")
+    return {c["name"]: c for c in json.loads(path.read_text(encoding="utf-8"))["clips"]}
+
+
+def sample_clip(name: str, *, every: int = 1) -> Clip:
+    """One of the course's clips by name (``coffee-pan``, ``coffee-occluded``)."""
+    entries = clip_manifest()
+    if name not in entries:
+        raise ValueError(f"unknown sample clip {name!r}; the clips are "
+                         f"{', '.join(map(repr, sorted(entries)))}")
+    return load_clip(images.data_dir() / "clips" / entries[name]["file"], every=every)
+
+
 # ---------------------------------------------------------------- prompts
 
 @dataclass
