@@ -54,14 +54,15 @@ def preset() -> str:
 
 
 REFERENCE: dict[str, Any] = {
-    "probe_s": 0.138, "minutes": {1: 0.4, 2: 0.1, 3: 0.9, 4: 7.7, 5: 23.5}}
+    "probe_s": 0.138, "minutes": {1: 0.4, 2: 0.1, 3: 1.3, 4: 7.7, 5: 23.5}}
 """What ``benchmarks/lesson_cost.py`` measured on a reference CPU (2 cores, 2 threads): its
 ``probe_seconds`` and each lesson's minutes in real mode with the CPU presets (heavy calls
 only). Run the benchmark again and paste its last line here when the presets change; when a
 second run's probe differs from this one, scale each lesson's new minutes by the ratio of its
 new and old counts measured in that run (lessons 4 and 5 were updated so: x1.145, x1.304;
 lesson 1, which had no measurable time before ALIGN, by the ratio of the probes: 0.44 min
-measured at probe 0.157 s)."""
+measured at probe 0.157 s; lesson 3 for its CLIPSeg, example and SAM 3 fallback sections:
+x1.49, its old counts 0.94 min and its new ones 1.4 min at probe 0.162 s)."""
 
 
 def probe_seconds() -> float:
