@@ -141,10 +141,11 @@ def main() -> None:
     kept = session_bytes(session) / len(clip)
     frame_bytes = 854 * 480 * 3
     total = 240 * (kept + frame_bytes)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print(f"2. the tracker keeps {kept / 1e6:.2f} MB a frame (one object; its tensors, "
           f"measured over {len(clip)} frames) + {frame_bytes / 1e6:.2f} MB a decoded 480p "
           f"frame: 10 s of 480p (240 frames) holds about {total / 1e9:.2f} GB, plus the "
-          f"weights; peak RSS of this run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
+          f"weights; peak RSS of this run {peak:.1f} GB")
     if not args.skip_offline:
         print(f"   transformers' offline path, init_video_session(video=240 frames of "
               f"854x480): peak grows by {offline_peak_gb(240, (854, 480)):.1f} GB (measured)")

@@ -111,6 +111,7 @@ def _hf_classes(family: str) -> tuple[Any, Any]:
         "clipseg": (tf.CLIPSegForImageSegmentation, tf.CLIPSegProcessor),
         "sam3": (tf.Sam3Model, tf.Sam3Processor),
         "sam2-video": (tf.Sam2VideoModel, tf.Sam2VideoProcessor),
+        "whisper": (tf.WhisperForConditionalGeneration, tf.WhisperProcessor),
     }[family]
 
 
@@ -225,6 +226,7 @@ _LOADERS = {
     "clipseg": _load_transformers,
     "sam3": _load_transformers,
     "sam2-video": _load_transformers,
+    "whisper": _load_transformers,
     "sd-inpaint": _load_diffusers,
     "sd": _load_diffusers,
 }

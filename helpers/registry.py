@@ -25,13 +25,13 @@ from pathlib import Path
 from helpers import runtime
 
 FAMILIES = ("sam", "clip", "owlvit", "owlv2", "grounding-dino", "sd-inpaint", "sd", "clipseg",
-            "align", "sam3", "sam2-video")
+            "align", "sam3", "sam2-video", "whisper")
 DIFFUSION_FAMILIES = ("sd-inpaint", "sd")
 NOUNS = {"sam": "SAM model", "clip": "CLIP model", "owlvit": "detector", "owlv2": "detector",
          "grounding-dino": "detector", "sd-inpaint": "inpainting model",
          "sd": "text-to-image model", "clipseg": "text segmenter", "sam3": "concept segmenter",
          "align": "CLIP model",  # ALIGN is CLIP-like: both are clip.Embedder's
-         "sam2-video": "video segmenter"}
+         "sam2-video": "video segmenter", "whisper": "speech recognizer"}
 """What a model of each family is called in messages ("unknown detector 'x'")."""
 SOURCE_FAMILIES = tuple(f for f in FAMILIES if f != "sam")
 """Families whose loader also takes a hub id or a local folder (``from_pretrained``); a SAM
@@ -191,6 +191,17 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("sam2.1-base-plus", "sam2-video", "facebook/sam2.1-hiera-base-plus",
                   revision="main", size_bytes=323_000_000,
                   description="SAM 2.1 Hiera-B+ video tracker (81M)", licence="Apache-2.0"),
+        # Speech -> text (helpers.speech); float32 safetensors of 38M, 73M and 242M params.
+        ModelSpec("whisper-tiny", "whisper", "openai/whisper-tiny", revision="main",
+                  size_bytes=151_000_000, aliases=("whisper",),
+                  description="Whisper tiny, multilingual speech -> text (38M)",
+                  licence="Apache-2.0 per its hub model card (OpenAI's code: MIT)"),
+        ModelSpec("whisper-base", "whisper", "openai/whisper-base", revision="main",
+                  size_bytes=290_000_000, description="Whisper base (73M)",
+                  licence="Apache-2.0 per its hub model card (OpenAI's code: MIT)"),
+        ModelSpec("whisper-small", "whisper", "openai/whisper-small", revision="main",
+                  size_bytes=967_000_000, description="Whisper small (242M)",
+                  licence="Apache-2.0 per its hub model card (OpenAI's code: MIT)"),
         # Stable Diffusion. RunwayML's SD 1.5 repos and Stability's SD 2 repos have left the
         # hub; these are the community mirrors that diffusers' own documentation uses.
         ModelSpec("sd15-inpaint", "sd-inpaint", _SD15_INPAINT, revision="main",

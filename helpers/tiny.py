@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helpers import registry, tiny_hf
+from helpers import registry, tiny_hf, tiny_speech
 from helpers.vocab import (  # noqa: F401  (re-exported: the tiny models' tokenizers)
     BERT_IDS,
     WORDS,
@@ -329,6 +329,7 @@ def _build_sam_hf(folder: Path) -> None:
 
 _BUILDERS: dict[str, Callable[[Path], None]] = {
     **tiny_hf.BUILDERS,
+    **tiny_speech.BUILDERS,
     "sam": _build_sam,
     "sd-inpaint": _build_sd_inpaint,
     "sd": _build_sd,

@@ -209,7 +209,23 @@ def check_sam2_video(loaded: models.Loaded) -> None:
     assert outs[1].object_score_logits.item() > 0  # the tiny model "sees" the object
 
 
+def check_whisper(loaded: models.Loaded) -> None:
+    import numpy as np
+    import torch
+
+    model, processor = loaded.model, loaded.processor
+    assert len(processor.tokenizer) >= 100  # not the offline stub
+    sound = (0.3 * np.sin(np.arange(16_000) / 16_000 * 2 * np.pi * 440)).astype(np.float32)
+    inputs = processor(sound, sampling_rate=16_000, return_tensors="pt")
+    assert tuple(inputs["input_features"].shape) == (1, 80, 3000)  # 30 s of 80 mel bins
+    with torch.no_grad():
+        ids = model.generate(**inputs, language="en", task="transcribe")
+    text = processor.batch_decode(ids, skip_special_tokens=True)[0]
+    assert isinstance(text, str) and text.strip() and "\ufffd" not in text
+
+
 CHECKS = {
+    "whisper": check_whisper,
     "sam2-video": check_sam2_video,
     "sam3": check_sam3,
     "clipseg": check_clipseg,

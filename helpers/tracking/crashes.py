@@ -175,6 +175,12 @@ def _replay(experiment: Any, folder: Path, event: Mapping[str, Any], image_type:
                              metadata=image.get("metadata") or None,
                              annotations=image.get("annotations") or None,
                              step=image.get("step"))
+    elif kind == "audio":
+        sound = event["audio"]
+        if not (folder / sound["file"]).is_file():
+            return 1
+        experiment.log_audio(str(folder / sound["file"]), file_name=f"{sound['name']}.wav",
+                             metadata=sound.get("metadata") or None, step=sound.get("step"))
     elif kind == "dataset":
         dataset = event["dataset"]
         manifest = folder / dataset["manifest"]

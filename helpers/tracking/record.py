@@ -214,7 +214,7 @@ def load_record(folder: str | Path) -> dict[str, Any]:
                               f"{type(record).__name__}, not a run record")
     if record.get("status") == "running":
         record.update(params={}, metrics=[], texts=[], images=[], datasets=[], picks=[],
-                      others={})
+                      others={}, audio=[])
         record.setdefault("tags", [])
         for event in read_events(folder):
             with contextlib.suppress(KeyError, TypeError, AttributeError, ValueError):
@@ -239,6 +239,8 @@ def _fold(record: dict[str, Any], event: dict[str, Any]) -> None:
         record["images"].append(event["image"])
     elif kind == "dataset":
         record["datasets"].append(event["dataset"])
+    elif kind == "audio":
+        record.setdefault("audio", []).append(event["audio"])
     elif kind == "tag":
         if event["tag"] not in record["tags"]:
             record["tags"].append(event["tag"])

@@ -240,6 +240,15 @@ class Run:
                 self._append({"type": "comet_refused", "index": index})
         return entry
 
+    def log_audio(self, audio: Any, name: str, metadata: Mapping[str, Any] | None = None,
+                  step: int | None = None, sampling_rate: int | None = None) -> dict[str, Any]:
+        """Log a sound (a spoken prompt): what ``speech.load_audio`` returned, or an array
+        of samples in [-1, 1] with its ``sampling_rate``. It is kept as a WAV in the run
+        folder and played in Comet's audio panel; returns its record."""
+        from helpers.tracking import sounds
+
+        return sounds.log_audio(self, audio, name, metadata, step, sampling_rate)
+
     def log_dataset(self, folder: str | Path, name: str) -> str:
         """Record exactly which files a dataset folder held; returns its digest.
 
