@@ -62,6 +62,10 @@ COUNTS: dict[int, dict[str, float]] = {
     5: {"unet_lcm_256": 80, "vae_decode_256": 14, "taesd_decode_256": 6, "taesd_encode_256": 1,
         "vae_encode_256": 40, "train_256": 61, "train_256_noprior": 61, "unet_256": 54,
         "text_encode": 22},
+    # on a CPU every second frame of the 16-frame clips: 8 tracked, 4 again after the
+    # correction on frame 4, 8 of the hidden cup, 2 after its correction, 8 from the spoken
+    # prompt's box; one OWL-ViT call; Whisper tiny on one 1.6 s sentence
+    6: {"sam2_frame": 30, "owlvit": 1, "whisper_tiny": 1},
 }
 
 
@@ -178,6 +182,29 @@ def _clipseg_costs(repeats: int) -> dict[str, float]:
                                   repeats)}
 
 
+def _video_costs(repeats: int) -> dict[str, float]:
+    """A frame tracked by SAM 2.1 Hiera-T, and Whisper tiny on a 1.6 s sentence (its encoder
+    and 8 tokens, about what "A cup of coffee." takes)."""
+    import torch
+    import transformers as tf
+    from video import full_size_tracker
+
+    from helpers import video
+
+    tracker, clip = full_size_tracker(), video.sample_clip("coffee-pan")
+    short = video.Clip(clip.frames[:2], clip.fps, clip.source)
+    point = video.clip_manifest()["coffee-pan"]["cup_point_frame0"]
+    frame = timed(lambda: tracker.track(short, points=[point]), repeats) / len(short)
+    ear = tf.WhisperForConditionalGeneration(tf.WhisperConfig(
+        d_model=384, encoder_layers=4, decoder_layers=4, encoder_attention_heads=6,
+        decoder_attention_heads=6, encoder_ffn_dim=1536, decoder_ffn_dim=1536)).eval()
+    features = torch.randn(1, 80, 3000)  # 30 s of mel bins: Whisper pads every clip to them
+    start = torch.full((1, 1), 50258)
+    whisper = timed(lambda: ear.generate(input_features=features, decoder_input_ids=start,
+                                         min_new_tokens=8, max_new_tokens=8), repeats)
+    return {"sam2_frame": frame, "whisper_tiny": whisper}
+
+
 def vision_costs(repeats: int) -> dict[str, float]:
     """Seconds per call of CLIP, ALIGN, SAM, CLIPSeg and the three detectors (full size,
     random weights)."""
@@ -185,7 +212,8 @@ def vision_costs(repeats: int) -> dict[str, float]:
 
     torch.manual_seed(0)
     with torch.inference_mode():
-        costs = {**_clip_costs(repeats), **_sam_costs(repeats), **_clipseg_costs(repeats)}
+        costs = {**_clip_costs(repeats), **_sam_costs(repeats), **_clipseg_costs(repeats),
+                 **_video_costs(repeats)}
         gc.collect()
         for key in ("owlvit", "owlv2", "grounding_dino"):
             costs[key] = _detector_cost(key, repeats)

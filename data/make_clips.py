@@ -8,8 +8,8 @@ across ``data/coffee.png`` (CC0), so what it shows and its licence are known:
 - ``coffee-occluded.mp4``: the same, with a grey card sliding in front of the cup for a few
   frames (lesson 6's failure case: an object hidden for a while can be lost).
 
-The manifest also records where the cup is in the first frame (a point on it and its box),
-worked out from the crop, so the lesson clicks on the cup whatever the clip's size.
+The manifest also records where the cup is (a point on it in every frame, and its box in the
+first), worked out from the crops, so the lesson clicks on the cup whatever the clip's size.
 """
 
 from __future__ import annotations
@@ -100,6 +100,8 @@ def main() -> None:
             "codec": "H.264 (libx264, yuv420p)", "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
             "cup_point_frame0": point, "cup_box_frame0": cup,
+            "cup_points": [[round(v, 1) for v in to_frame(CUP_POINT, window(i / (FRAMES - 1)))]
+                           for i in range(FRAMES)],
             **({"card_frames": list(CARD)} if occluded else {}),
         })
         print(f"{path.relative_to(HERE.parent)}: {FRAMES} frames, {len(data) / 1e3:.0f} kB")

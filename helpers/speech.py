@@ -179,6 +179,31 @@ def _from_array(audio: Any, sampling_rate: int | None) -> np.ndarray:
     return _resample(arr, rate)
 
 
+def audio_manifest() -> dict[str, dict[str, Any]]:
+    """The course's spoken prompts by name (``data/speech/manifest.json``): file, the text
+    said, how it was made, licence, length and SHA-256."""
+    import json
+
+    from helpers import images
+
+    path = images.data_dir() / "speech" / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no speech manifest at {path}; the data/speech folder is "
+                                "missing from this checkout")
+    return {e["name"]: e for e in json.loads(path.read_text(encoding="utf-8"))["speech"]}
+
+
+def sample_audio(name: str) -> Audio:
+    """One of the course's spoken prompts by name (``a-cup-of-coffee``, ``a-red-motorcycle``)."""
+    from helpers import images
+
+    entries = audio_manifest()
+    if name not in entries:
+        raise ValueError(f"unknown spoken prompt {name!r}; there are "
+                         f"{', '.join(map(repr, sorted(entries)))}")
+    return load_audio(images.data_dir() / "speech" / entries[name]["file"])
+
+
 class Transcriber(models.Pretrained):
     """Whisper: speech -> text.
 

@@ -35,6 +35,8 @@ PRESETS: dict[int, dict[str, tuple[str, ...]]] = {
     4: {"cpu": ("owlvit-b32", _SAM_CPU, "sd15-inpaint-lcm"),
         "gpu": ("owlvit-b32", _SAM_GPU, "sd15-inpaint")},
     5: {"cpu": ("sd15", "sd15-lcm", "sd15-inpaint-lcm"), "gpu": ("sd15", "sd15-inpaint")},
+    6: {"cpu": ("sam2.1-tiny", "whisper-tiny", "owlvit-b32"),
+        "gpu": ("sam2.1-tiny", "whisper-tiny", "owlvit-b32")},
 }
 """The registry names each lesson loads in real mode, on a CPU and on a GPU (the lessons'
 set-up cells choose by device; ``tests/test_teacher.py`` reads the notebooks to check it)."""
@@ -54,7 +56,7 @@ def preset() -> str:
 
 
 REFERENCE: dict[str, Any] = {
-    "probe_s": 0.138, "minutes": {1: 0.4, 2: 0.1, 3: 1.3, 4: 7.7, 5: 23.5}}
+    "probe_s": 0.138, "minutes": {1: 0.4, 2: 0.1, 3: 1.3, 4: 7.7, 5: 23.5, 6: 2.6}}
 """What ``benchmarks/lesson_cost.py`` measured on a reference CPU (2 cores, 2 threads): its
 ``probe_seconds`` and each lesson's minutes in real mode with the CPU presets (heavy calls
 only). Run the benchmark again and paste its last line here when the presets change; when a
@@ -62,7 +64,9 @@ second run's probe differs from this one, scale each lesson's new minutes by the
 new and old counts measured in that run (lessons 4 and 5 were updated so: x1.145, x1.304;
 lesson 1, which had no measurable time before ALIGN, by the ratio of the probes: 0.44 min
 measured at probe 0.157 s; lesson 3 for its CLIPSeg, example and SAM 3 fallback sections:
-x1.49, its old counts 0.94 min and its new ones 1.4 min at probe 0.162 s)."""
+x1.49, its old counts 0.94 min and its new ones 1.4 min at probe 0.162 s; lesson 6 from its
+counts in a lesson_cost.py run of the new calls only (5.9 s a tracked frame, 30 of them,
+Whisper tiny 0.7 s): 3.0 min at probe 0.162 s, scaled by the probes)."""
 
 
 def probe_seconds() -> float:

@@ -82,7 +82,7 @@ def _generation_config(tokenizer: Any) -> Any:
     unreadable = [i for i in range(94, 256) if i != 220]  # lone bytes print as "\ufffd"
     return GenerationConfig(
         decoder_start_token_id=ids("<|startoftranscript|>"), bos_token_id=eos,
-        eos_token_id=eos, pad_token_id=eos, max_length=24, is_multilingual=True,
+        eos_token_id=eos, pad_token_id=eos, max_length=12, is_multilingual=True,
         lang_to_id={f"<|{c}|>": ids(f"<|{c}|>") for c in languages()},
         task_to_id={"translate": ids("<|translate|>"), "transcribe": ids("<|transcribe|>")},
         no_timestamps_token_id=ids("<|notimestamps|>"), prev_sot_token_id=ids("<|startofprev|>"),

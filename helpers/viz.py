@@ -375,3 +375,60 @@ def stack(pictures: Sequence[Any | None], titles: Sequence[str | None] | None = 
             y += item.height
         y += pad
     return sheet
+
+
+class Animation:
+    """Pictures played in a loop, shown inline as an animated GIF (also in pre-rendered
+    HTML pages, where it is an ``<img>`` with the GIF inside)."""
+
+    def __init__(self, pictures: Sequence[Image.Image], fps: float) -> None:
+        self.pictures = list(pictures)
+        self.fps = fps
+
+    @property
+    def gif(self) -> bytes:
+        """The animation as GIF bytes (each frame's palette made from its own colours)."""
+        import io
+
+        out = io.BytesIO()
+        first, *rest = [p.convert("RGB") for p in self.pictures]
+        first.save(out, format="GIF", save_all=True, append_images=rest, loop=0,
+                   duration=max(20, round(1000 / self.fps)))
+        return out.getvalue()
+
+    def save(self, path: Any) -> Any:
+        """Write the GIF to ``path``; returns the path."""
+        from pathlib import Path
+
+        target = Path(path)
+        target.write_bytes(self.gif)
+        return target
+
+    def _repr_html_(self) -> str:
+        import base64
+
+        data = base64.b64encode(self.gif).decode("ascii")
+        w, h = self.pictures[0].size
+        return (f'<img src="data:image/gif;base64,{data}" width="{w}" height="{h}" '
+                f'alt="an animation of {len(self.pictures)} frames at {self.fps:g} fps">')
+
+    def __repr__(self) -> str:
+        return f"Animation({len(self.pictures)} frames at {self.fps:g} fps)"
+
+
+def animate(pictures: Sequence[Any], fps: float = 8.0) -> Animation:
+    """An animation of ``pictures`` (anything ``images.load`` accepts, one size) at ``fps``
+    frames per second, shown inline in a notebook.
+
+    Raises:
+        ValueError: no pictures, pictures of different sizes, or a bad ``fps``.
+    """
+    from helpers import images as _images
+
+    fps = checks.number("fps", fps, 0.1, 60)
+    items = [_images.load(p) for p in pictures]
+    if not items:
+        raise ValueError("animate needs at least one picture")
+    if len({p.size for p in items}) > 1:
+        raise ValueError("the pictures differ in size; an animation's frames have one size")
+    return Animation(items, fps)

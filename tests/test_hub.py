@@ -136,7 +136,7 @@ def sam_checkpoint() -> Iterator[Path]:
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("lesson", ["01_overview", "03_text_prompted_detection",
-                                    "04_inpainting"])
+                                    "04_inpainting", "06_video_and_speech"])
 def test_lessons_run_on_the_real_path(commits: dict[str, str], sam_checkpoint: Path,
                                       tmp_path: Path, lesson: str) -> None:
     import json

@@ -123,3 +123,25 @@ def test_side_by_side_rows_are_as_high_as_the_tallest_image() -> None:
     assert np.asarray(row)[6:56, 6:156].tolist() == np.asarray(wide.resize((150, 50))).tolist()
     mixed = viz.side_by_side([wide, tall], cell=150)
     assert mixed.height == 6 + 150 + 6  # the portrait photo sets the row's height
+
+
+def test_animate_plays_every_frame_in_a_loop() -> None:
+    import base64
+    import io
+
+    frames = [Image.new("RGB", (40, 30), (i * 60, 0, 0)) for i in range(4)]
+    anim = viz.animate(frames, fps=5)
+    with Image.open(io.BytesIO(anim.gif)) as gif:
+        assert gif.n_frames == 4 and gif.size == (40, 30)
+        assert gif.info["duration"] == 200 and gif.info["loop"] == 0
+        gif.seek(3)
+        assert gif.convert("RGB").getpixel((5, 5))[0] == pytest.approx(180, abs=8)
+    html = anim._repr_html_()
+    assert html.startswith('<img src="data:image/gif;base64,') and 'width="40"' in html
+    assert base64.b64decode(html.split("base64,")[1].split('"')[0]) == anim.gif
+    with pytest.raises(ValueError, match="differ in size"):
+        viz.animate([frames[0], Image.new("RGB", (10, 10))])
+    with pytest.raises(ValueError, match="at least one"):
+        viz.animate([])
+    with pytest.raises(ValueError, match="fps"):
+        viz.animate(frames, fps=0)
