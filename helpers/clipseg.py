@@ -123,7 +123,7 @@ def _box(mask: np.ndarray) -> list[float]:
     return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
 
 
-class TextSegmenter(models.Pretrained):
+class TextSegmenter(encodings.Encoded, models.Pretrained):
     """CLIPSeg: a text or an example image in, a mask of everything it describes out.
 
     ``TextSegmenter.from_pretrained()`` loads ``"clipseg-rd64"`` (also ``"clipseg"``:
@@ -175,21 +175,6 @@ class TextSegmenter(models.Pretrained):
         """
         cache_size = checks.integer("cache_size", cache_size, 1)  # before the download
         return cls(cls._load(name, device, revision=revision), cache_size)
-
-    @property
-    def cache_size(self) -> int:
-        """How many photos' encodings are kept."""
-        return self._cache.size
-
-    @property
-    def encoder_calls(self) -> int:
-        """How many times the image encoder ran (a photo found in the cache does not count)."""
-        return self._cache.computed
-
-    @property
-    def cached_images(self) -> int:
-        """How many image encodings the cache holds."""
-        return len(self._cache)
 
     # ------------------------------------------------------------ the model's two halves
     def _encode_image(self, img: Image.Image) -> list[Any]:

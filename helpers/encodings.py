@@ -57,3 +57,26 @@ class Encodings:
     def clear(self) -> None:
         """Forget every encoding (the next photo runs the encoder again)."""
         self._items.clear()
+
+
+class Encoded:
+    """What a noun that keeps its photos' encodings in ``self._cache`` (an ``Encodings``)
+    tells about them: SAM's ``Segmenter``, CLIPSeg's ``TextSegmenter``, SAM 3's
+    ``ConceptSegmenter``."""
+
+    _cache: Encodings
+
+    @property
+    def cache_size(self) -> int:
+        """How many photos' encodings are kept."""
+        return self._cache.size
+
+    @property
+    def encoder_calls(self) -> int:
+        """How many times the image encoder ran (a photo found in the cache does not count)."""
+        return self._cache.computed
+
+    @property
+    def cached_images(self) -> int:
+        """How many photos' encodings the cache holds."""
+        return len(self._cache)

@@ -92,7 +92,7 @@ class _Embedding:
     input_size: tuple[int, int]  # (h, w) after resizing the long side
 
 
-class Segmenter(models.Pretrained):
+class Segmenter(encodings.Encoded, models.Pretrained):
     """Segment Anything: one image embedding, many cheap prompts.
 
     ``Segmenter.from_pretrained(name)`` takes ``"sam-vit-b"`` (the default; also
@@ -212,21 +212,6 @@ class Segmenter(models.Pretrained):
         self.predictor.original_size = embedding.original_size
         self.predictor.input_size = embedding.input_size
         self.predictor.is_image_set = True
-
-    @property
-    def cache_size(self) -> int:
-        """How many photos' encodings are kept."""
-        return self._cache.size
-
-    @property
-    def encoder_calls(self) -> int:
-        """How many times the image encoder ran (a photo found in the cache does not count)."""
-        return self._cache.computed
-
-    @property
-    def cached_images(self) -> int:
-        """How many image embeddings the cache holds."""
-        return len(self._cache)
 
     def save_embedding(self, path: str | Path) -> Path:
         """Save the current image's embedding (so a workshop can skip the encoder)."""

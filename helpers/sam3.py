@@ -64,7 +64,7 @@ def _texts(text: Any) -> list[str] | None:
     return out
 
 
-class ConceptSegmenter(models.Pretrained):
+class ConceptSegmenter(encodings.Encoded, models.Pretrained):
     """SAM 3: every instance of a concept, each with its box, score and mask.
 
     ``ConceptSegmenter.from_pretrained()`` loads ``"sam3"`` (facebook/sam3: gated, about
@@ -157,21 +157,6 @@ class ConceptSegmenter(models.Pretrained):
                 why = f"loading it ran out of memory on {dev}; free some, then run this cell again"
         print(f"SAM 3 is not used here: {why}")
         return None
-
-    @property
-    def cache_size(self) -> int:
-        """How many photos' encodings are kept."""
-        return self._cache.size
-
-    @property
-    def encoder_calls(self) -> int:
-        """How many times the image encoder ran (a photo found in the cache does not count)."""
-        return self._cache.computed
-
-    @property
-    def cached_images(self) -> int:
-        """How many photo encodings the cache holds."""
-        return len(self._cache)
 
     def _encode_image(self, img: Image.Image) -> Any:
         """SAM 3's vision features of the photo (squashed to the processor's square),

@@ -28,6 +28,7 @@ LAYERS: dict[str, float] = {
     "helpers.encodings": 0.3,
     "helpers.templates": 0.3,
     "helpers.examples": 0.35,
+    "helpers.clips": 0.35,
     "helpers.palette": 0.1,
     "helpers.charts": 0.38,
     "helpers.viz": 0.4,
