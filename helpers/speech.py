@@ -236,10 +236,9 @@ class Transcriber(models.Pretrained):
                 the model runs.
         """
         import torch
+        from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
-        from helpers import tiny_speech
-
-        if language is not None and language not in tiny_speech.languages():
+        if language is not None and language not in LANGUAGES:
             raise ValueError(f"language {language!r} is not a Whisper language code; use "
                              "e.g. 'en', 'fr', 'de', or None to let Whisper tell")
         if task not in TASKS:
